@@ -1,0 +1,1 @@
+"""The ftledger command line: a thin Typer layer over the library."""

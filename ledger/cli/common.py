@@ -1,0 +1,131 @@
+"""What every command group shares: the context object, options and output helpers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ledger.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from ledger.pricebook import PriceBook
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", help="Output format: table for people, json/csv for machines.")
+]
+
+
+@dataclass
+class AppContext:
+    """Settings plus lazily opened resources, so `--help` opens nothing."""
+
+    settings: Settings
+    _engine: Engine | None = field(default=None, repr=False)
+    _pricebook: PriceBook | None = field(default=None, repr=False)
+
+    @property
+    def pricebook(self) -> PriceBook:
+        if self._pricebook is None:
+            from ledger.pricebook import load_pricebook
+
+            self._pricebook = load_pricebook(self.settings.config_file("prices.toml"))
+        return self._pricebook
+
+    @property
+    def engine(self) -> Engine:
+        """The ledger database, created or upgraded when it is embedded SQLite."""
+        if self._engine is None:
+            from ledger.store.engine import open_engine
+
+            self._engine = open_engine(self.settings.database_url)
+        return self._engine
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, AppContext):  # a command invoked without the root callback
+        obj = AppContext(load_settings())
+        ctx.find_root().obj = obj
+    return obj
+
+
+def emit_json(data: Any, out: Path | None = None) -> None:
+    write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", out)
+
+
+def emit_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: Path | None = None) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+    write_text(buffer.getvalue(), out)
+
+
+def emit_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    out: Path | None = None,
+) -> None:
+    """A plain aligned text table: readable in a terminal, a pipe or a file."""
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = [title] if title else []
+    lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append(
+            "  ".join(
+                v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+    write_text("\n".join(lines) + "\n", out)
+
+
+def _numeric(value: str) -> bool:
+    return bool(value) and value.lstrip("-").replace(".", "", 1).replace("%", "").isdigit()
+
+
+def write_text(text: str, out: Path | None = None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+def emit(
+    fmt: Format,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    document: Any = None,
+    title: str | None = None,
+    out: Path | None = None,
+) -> None:
+    """Print rows in the chosen format; json prints `document` (default: the rows)."""
+    if fmt is Format.json:
+        emit_json(rows if document is None else document, out)
+    elif fmt is Format.csv:
+        emit_csv(rows, columns, out)
+    else:
+        emit_table(rows, columns, title=title, out=out)

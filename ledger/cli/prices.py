@@ -1,0 +1,112 @@
+"""`ftledger prices`: check, list and show the effective-dated price book."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+import typer
+
+from ledger.cli.common import Format, FormatOption, app_context, emit
+from ledger.errors import PricingError
+
+app = typer.Typer(help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True)
+
+
+@app.command("check")
+def check(ctx: typer.Context) -> None:
+    """Validate the price book; exit 1 listing every problem.
+
+    Example: ftledger prices check
+    """
+    book = app_context(ctx).pricebook  # raises PriceBookError with every problem
+    typer.echo(f"{book.source}: OK ({len(book.models)} models, version {book.version})")
+
+
+@app.command("list")
+def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+    """List every model with its aliases and the prices in force today.
+
+    Example: ftledger prices list --format csv
+    """
+    book = app_context(ctx).pricebook
+    today = datetime.now(UTC).date()
+    rows: list[dict[str, Any]] = []
+    for spec in book:
+        base = book.price_at(spec.name, today)
+        tuned = book.price_at(f"ft:{spec.name}", today)
+        rows.append(
+            {
+                "model": spec.name,
+                "aliases": ",".join(spec.aliases),
+                "encoding": spec.encoding,
+                "training_context": spec.training_context,
+                "input": str(base.input) if base else None,
+                "cached_input": str(base.cached_input) if base and base.cached_input else None,
+                "output": str(base.output) if base else None,
+                "ft_training": _training(tuned),
+                "ft_input": str(tuned.input) if tuned else None,
+                "ft_output": str(tuned.output) if tuned else None,
+            }
+        )
+    emit(fmt, rows, list(rows[0]) if rows else ["model"], title=f"Prices in force on {today} (USD per 1M tokens)")
+
+
+def _training(row: Any) -> str | None:
+    if row is None:
+        return None
+    if row.training_hour is not None:
+        return f"{row.training_hour}/h"
+    return str(row.training) if row.training is not None else None
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="A model name as OpenAI reports it.")],
+    at: Annotated[
+        str | None, typer.Option(help="UTC date YYYY-MM-DD (default: today).", show_default=False)
+    ] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Show the prices that apply to MODEL at a date: dated, undated, fine-tuned or checkpoint.
+
+    Example: ftledger prices show ft:gpt-3.5-turbo-0613:acme::8x2 --at 2023-09-01 --format json
+    """
+    book = app_context(ctx).pricebook
+    on = parse_date(at) if at else datetime.now(UTC).date()
+    resolved = book.resolve(model)
+    row = book.price_at(model, on)
+    if resolved.spec is None or row is None:
+        reason = "is not in the price book" if resolved.spec is None else f"has no price on {on}"
+        raise PricingError(f"{model} {reason}")
+    base_row = book.base_price_at(model, on)
+    doc = {
+        "model": model,
+        "base_model": resolved.base_model,
+        "fine_tuned": resolved.fine_tuned,
+        "checkpoint": resolved.checkpoint,
+        "encoding": resolved.spec.encoding,
+        "training_context": resolved.spec.training_context,
+        "at": on.isoformat(),
+        "effective": row.effective.isoformat(),
+        "currency": book.currency,
+        "prices": row.as_strings(),
+        "base_prices": base_row.as_strings() if base_row else None,
+    }
+    rows = [
+        {"price": k, "value": v, "base_value": (doc["base_prices"] or {}).get(k)}
+        for k, v in row.as_strings().items()
+    ]
+    title = (
+        f"{model} -> {resolved.base_model} ({'fine-tuned' if resolved.fine_tuned else 'base'}), "
+        f"row effective {row.effective}, {book.currency} per 1M tokens"
+    )
+    emit(fmt, rows, ["price", "value", "base_value"], document=doc, title=title)
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from None

@@ -1,0 +1,1 @@
+"""The ledger database: SQLAlchemy models, engine, migrations and ledger queries."""

@@ -1,0 +1,101 @@
+"""Opening the ledger database: engine settings per dialect and the schema check.
+
+The embedded SQLite database is created and upgraded on first use. A server database
+(PostgreSQL) that is behind is refused with a message telling the user to run
+`ftledger db upgrade`, since several replicas may share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from ledger.errors import SchemaBehindError, StoreError
+
+# The newest migration. Kept here so opening a database needs no Alembic import;
+# a test checks it equals the head of migrations/versions.
+SCHEMA_HEAD = "0001"
+
+
+def create_ledger_engine(url: str) -> Engine:
+    """An engine with the settings ftledger needs, without touching the schema."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {redact_url(url)}") from None
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 60}
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_settings(engine)
+    return engine
+
+
+def _sqlite_settings(engine: Engine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE so concurrent writers queue, not fail."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 60000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_engine(url: str) -> Engine:
+    """An engine on a database whose schema is current (SQLite is upgraded in place)."""
+    from ledger.store.migrate import current_revision, upgrade
+
+    engine = create_ledger_engine(url)
+    try:
+        current = current_revision(engine)
+        if current != SCHEMA_HEAD:
+            if engine.dialect.name == "sqlite":
+                upgrade(engine)
+            else:
+                state = "empty" if current is None else f"at revision {current}"
+                raise SchemaBehindError(
+                    f"database {redact_url(url)} is {state}, not {SCHEMA_HEAD}: "
+                    "run `ftledger db upgrade`"
+                )
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open database {redact_url(url)}: {_first_line(exc)}") from None
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"database {redact_url(url)}: {_first_line(exc)}") from None
+    return engine
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,133 @@
+"""The ledger's tables.
+
+Money is integer pico-USD (BigInteger), times are unix seconds UTC (BigInteger), and
+dimensions OpenAI leaves ungrouped are "" rather than NULL, so unique keys hold.
+`usage_entries` and `training_fees` are append-only; the other tables mirror the state
+of something outside (jobs, OpenAI's billed costs, poll progress).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.store.base import Base, BigIntId
+
+USAGE_KEY_COLUMNS = (
+    "source",
+    "bucket_start",
+    "bucket_end",
+    "model",
+    "project_id",
+    "api_key_id",
+    "user_id",
+    "batch",
+    "service_tier",
+)
+
+
+class UsageEntry(Base):
+    """One immutable ledger line: the difference a usage observation made to its key."""
+
+    __tablename__ = "usage_entries"
+    __table_args__ = (
+        UniqueConstraint(*USAGE_KEY_COLUMNS, "revision", name="uq_usage_entries_key_revision"),
+        Index("ix_usage_entries_bucket_model", "bucket_start", "model"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    bucket_start: Mapped[int] = mapped_column(BigInteger)
+    bucket_end: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(255))
+    project_id: Mapped[str] = mapped_column(String(128), default="")
+    api_key_id: Mapped[str] = mapped_column(String(128), default="")
+    user_id: Mapped[str] = mapped_column(String(128), default="")
+    batch: Mapped[bool] = mapped_column(Boolean, default=False)
+    service_tier: Mapped[str] = mapped_column(String(32), default="")
+    revision: Mapped[int] = mapped_column(Integer)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cost_pico: Mapped[int | None] = mapped_column(BigInteger)  # NULL: the model had no price
+    base_cost_pico: Mapped[int | None] = mapped_column(BigInteger)
+    price_version: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TrainingFee(Base):
+    """The one training-fee entry of a finished fine-tuning job."""
+
+    __tablename__ = "training_fees"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(128), unique=True)
+    model: Mapped[str] = mapped_column(String(255), index=True)  # the fine-tuned model
+    base_model: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(32))
+    trained_tokens: Mapped[int] = mapped_column(BigInteger)
+    training_price: Mapped[str | None] = mapped_column(String(32))  # per 1M tokens, exact text
+    cost_pico: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    project: Mapped[str] = mapped_column(String(128), default="")
+    price_version: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FineTuningJob(Base):
+    """The latest known state of a fine-tuning job (a terminal state is never regressed)."""
+
+    __tablename__ = "fine_tuning_jobs"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128), default="")
+    model: Mapped[str] = mapped_column(String(255))
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
+    n_epochs: Mapped[int | None] = mapped_column(Integer)
+    trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    training_file: Mapped[str | None] = mapped_column(String(128))
+    billing_note: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class BilledCost(Base):
+    """OpenAI's own billed figure (Costs API) for a day, project and line item.
+
+    Kept apart from the ledger's priced entries; used for reconciliation. The amount is
+    the exact decimal text OpenAI sent, since it may carry more than 12 decimals.
+    """
+
+    __tablename__ = "billed_costs"
+    __table_args__ = (
+        UniqueConstraint(
+            "bucket_start", "project_id", "line_item", "currency", name="uq_billed_costs_key"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    bucket_start: Mapped[int] = mapped_column(BigInteger)
+    bucket_end: Mapped[int] = mapped_column(BigInteger)
+    project_id: Mapped[str] = mapped_column(String(128), default="")
+    line_item: Mapped[str] = mapped_column(String(255), default="")
+    currency: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[str] = mapped_column(String(64))
+    observed_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Watermark(Base):
+    """How far a source has been read, and how its last attempts went."""
+
+    __tablename__ = "watermarks"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int | None] = mapped_column(BigInteger)  # unix seconds read up to
+    last_success_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_attempt_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[int | None] = mapped_column(BigInteger)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
