@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 TERMINAL_JOB_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
-class UsageKey:
-    """What identifies one usage bucket; equal keys are the same bucket re-read."""
+class UsageKey(NamedTuple):
+    """What identifies one usage bucket; equal keys are the same bucket re-read.
+
+    Usage types are NamedTuples: immutable like the rest, and cheap enough to build a
+    million of them during an import.
+    """
 
     source: str
     bucket_start: int
@@ -28,8 +32,7 @@ class UsageKey:
     service_tier: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class UsageObservation:
+class UsageObservation(NamedTuple):
     """One reading of a usage bucket, as a source reported it."""
 
     key: UsageKey
@@ -37,6 +40,9 @@ class UsageObservation:
     input_tokens: int  # includes cached tokens, as OpenAI counts them
     cached_tokens: int
     output_tokens: int
+
+    def same_counts(self, other: UsageObservation) -> bool:
+        return self[1:] == other[1:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,7 +243,7 @@ def parse_pricebook(data: dict[str, Any], *, source: str, version: str = "") -> 
 def _decimal(value: Any, key: str, problem: Any) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         kind = "a float" if isinstance(value, float) else type(value).__name__
-        problem(key, f"{value!r} is {kind}; write prices as decimal strings, e.g. \"0.15\"")
+        problem(key, f'{value!r} is {kind}; write prices as decimal strings, e.g. "0.15"')
         return None
     try:
         return D(value)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli import db as db_cli
+from ledger.cli import importer as import_cli
 from ledger.cli import prices as prices_cli
 from ledger.cli.common import AppContext
 from ledger.errors import LedgerError
@@ -39,10 +40,12 @@ def root(
 ) -> None:
     """Cost and usage accounting for fine-tuned OpenAI models."""
     ctx.obj = AppContext(load_settings(db))
+    ctx.call_on_close(ctx.obj.close)
 
 
 app.add_typer(prices_cli.app, name="prices")
 app.add_typer(db_cli.app, name="db")
+app.add_typer(import_cli.app, name="import")
 # Command groups register below, one line each.
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,14 +22,15 @@ if TYPE_CHECKING:
     from ledger.pricebook import PriceBook
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
 
 
 FormatOption = Annotated[
-    Format, typer.Option("--format", "-f", help="Output format: table for people, json/csv for machines.")
+    Format,
+    typer.Option("--format", "-f", help="Output format: table for people, json/csv for machines."),
 ]
 
 
@@ -48,6 +49,11 @@ class AppContext:
 
             self._pricebook = load_pricebook(self.settings.config_file("prices.toml"))
         return self._pricebook
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     @property
     def engine(self) -> Engine:
@@ -71,7 +77,9 @@ def emit_json(data: Any, out: Path | None = None) -> None:
     write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", out)
 
 
-def emit_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: Path | None = None) -> None:
+def emit_csv(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], out: Path | None = None
+) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()

@@ -8,7 +8,9 @@ import typer
 
 from ledger.cli.common import app_context
 
-app = typer.Typer(help="Manage the ledger database schema (Alembic migrations).", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage the ledger database schema (Alembic migrations).", no_args_is_help=True
+)
 
 
 @app.command("upgrade")

@@ -10,7 +10,9 @@ import typer
 from ledger.cli.common import Format, FormatOption, app_context, emit
 from ledger.errors import PricingError
 
-app = typer.Typer(help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True)
+app = typer.Typer(
+    help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True
+)
 
 
 @app.command("check")
@@ -49,7 +51,12 @@ def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
                 "ft_output": str(tuned.output) if tuned else None,
             }
         )
-    emit(fmt, rows, list(rows[0]) if rows else ["model"], title=f"Prices in force on {today} (USD per 1M tokens)")
+    emit(
+        fmt,
+        rows,
+        list(rows[0]) if rows else ["model"],
+        title=f"Prices in force on {today} (USD per 1M tokens)",
+    )
 
 
 def _training(row: Any) -> str | None:

@@ -1,0 +1,55 @@
+"""Importing a usage CSV into the ledger: all of it, once, or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from ledger.errors import ConflictError, InputError
+from ledger.pricebook import PriceBook
+from ledger.sources.csv_usage import read_usage_csv, write_rejected
+from ledger.store.ledger import PostResult, post_usage
+
+CONFLICT_RETRIES = 3
+
+
+@dataclass
+class ImportResult:
+    rows: int
+    rejected: int
+    rejected_file: Path | None
+    posted: PostResult
+
+
+def import_usage(
+    engine: Engine,
+    book: PriceBook,
+    path: Path,
+    *,
+    source: str = "import",
+    skip_invalid: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Read, validate, then post every row in one transaction (a re-import posts nothing).
+
+    A bad row rejects the file, listing every bad line, unless `skip_invalid`: then the
+    good rows are imported and the bad ones are written to FILE.rejected.csv.
+    """
+    parsed = read_usage_csv(path, source=source, progress=progress)
+    rejected_file = None
+    if parsed.problems:
+        if not skip_invalid:
+            raise InputError(parsed.problems)
+        rejected_file = write_rejected(path, parsed.header, parsed.rejected)
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with engine.begin() as conn:
+                posted = post_usage(conn, parsed.observations, book)
+            break
+        except ConflictError:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+    return ImportResult(parsed.rows, len(parsed.rejected), rejected_file, posted)

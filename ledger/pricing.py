@@ -1,0 +1,51 @@
+"""Pricing usage: what a reading cost, and what its base model would have cost.
+
+Pure domain code. Prices are those in force at the bucket's start (UTC); the rates
+for one (model, day, batch) are computed once and reused, since a poll or an import
+prices many buckets of the same model and day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from ledger.domain import UsageObservation
+from ledger.pricebook import PriceBook, TokenRates
+
+
+def utc_date(ts: int) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
+
+
+class UsagePricer:
+    def __init__(self, book: PriceBook):
+        self.book = book
+        self._rates: dict[tuple[str, int, bool], tuple[TokenRates | None, TokenRates | None]] = {}
+
+    def rates(
+        self, model: str, ts: int, batch: bool
+    ) -> tuple[TokenRates | None, TokenRates | None]:
+        """(the model's own rates, its base model's rates) at unix time `ts`."""
+        day = ts // 86400
+        cache_key = (model, day, batch)
+        found = self._rates.get(cache_key)
+        if found is None:
+            on = utc_date(ts)
+            own = self.book.price_at(model, on)
+            base = self.book.base_price_at(model, on)
+            found = (
+                self.book.rates(own, batch=batch) if own else None,
+                self.book.rates(base, batch=batch) if base else None,
+            )
+            self._rates[cache_key] = found
+        return found
+
+    def price(self, obs: UsageObservation) -> tuple[int | None, int | None]:
+        """(cost, base-model cost) in pico-USD; None where the price book has no price."""
+        key = obs.key
+        own, base = self.rates(key.model, key.bucket_start, key.batch)
+        counts = (obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+        return (
+            own.cost(*counts) if own else None,
+            base.cost(*counts) if base else None,
+        )

@@ -1,0 +1,201 @@
+"""Reading usage from a CSV file whose columns are named as the Usage API's result fields.
+
+Every bad line is collected (with its line number and reason) so a user fixes the file
+in one pass; the caller decides whether bad lines reject the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledger.domain import UsageKey, UsageObservation
+from ledger.errors import InputError, Problem
+
+REQUIRED = ("start_time", "end_time", "model", "input_tokens", "output_tokens")
+OPTIONAL = (
+    "project_id",
+    "api_key_id",
+    "user_id",
+    "batch",
+    "service_tier",
+    "num_model_requests",
+    "input_cached_tokens",
+)
+_TRUE = {"true", "1", "yes", "t"}
+_FALSE = {"false", "0", "no", "f", ""}
+
+
+@dataclass
+class CsvUsage:
+    observations: dict[UsageKey, UsageObservation] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    rejected: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, row, reason
+    header: list[str] = field(default_factory=list)
+    rows: int = 0
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def read_usage_csv(
+    path: Path, *, source: str = "import", progress: Callable[[int], None] | None = None
+) -> CsvUsage:
+    """Parse the whole file; raise InputError only for problems that stop reading it."""
+    result = CsvUsage()
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    with handle:
+        physical = _LineCounter(handle, path)
+        reader = csv.reader(physical)
+        lines = _numbered(reader, path)
+        try:
+            _, header = next(lines)
+        except StopIteration:
+            raise InputError([Problem(str(path), "is empty (expected a header row)")]) from None
+        result.header = header
+        columns = {name.strip(): i for i, name in enumerate(header)}
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
+        parse = _row_parser(columns, source)
+        for count, (line, row) in enumerate(lines, start=1):
+            if progress is not None and count % 50_000 == 0:
+                progress(handle.tell())
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            result.rows += 1
+            try:
+                obs = parse(row)
+            except _BadValue as exc:
+                result.problems.append(Problem(f"{path}:{line}", str(exc)))
+                result.rejected.append((line, row, str(exc)))
+                continue
+            seen = result.observations.get(obs.key)
+            if seen is None:
+                result.observations[obs.key] = obs
+            elif not seen.same_counts(obs):
+                reason = "the same bucket and dimensions appear earlier with other counts"
+                result.problems.append(Problem(f"{path}:{line}", reason))
+                result.rejected.append((line, row, reason))
+    return result
+
+
+class _LineCounter:
+    """Decodes the file line by line, so a bad byte is reported on its own line."""
+
+    def __init__(self, handle: io.BufferedReader, path: Path):
+        self.handle = handle
+        self.path = path
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.handle:
+            self.line += 1
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reason = f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})"
+                raise InputError([Problem(f"{self.path}:{self.line}", reason)]) from None
+
+
+def _numbered(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Rows with the line number each starts on (a quoted field may span lines)."""
+    line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError([Problem(f"{path}:{line}", f"malformed CSV: {exc}")]) from None
+        yield line, row
+        line = getattr(reader, "line_num", line) + 1
+
+
+def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], UsageObservation]:
+    def cell(row: list[str], name: str) -> str:
+        i = columns.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    def parse(row: list[str]) -> UsageObservation:
+        if len(row) < len(columns):
+            raise _BadValue(f"has {len(row)} fields, the header has {len(columns)}")
+        start = _time(cell(row, "start_time"), "start_time")
+        end = _time(cell(row, "end_time"), "end_time")
+        if end <= start:
+            raise _BadValue(f"end_time {end} is not after start_time {start}")
+        model = cell(row, "model")
+        if not model:
+            raise _BadValue("model is empty")
+        inp = _count(cell(row, "input_tokens"), "input_tokens")
+        cached = _count(cell(row, "input_cached_tokens"), "input_cached_tokens")
+        out = _count(cell(row, "output_tokens"), "output_tokens")
+        requests = _count(cell(row, "num_model_requests"), "num_model_requests")
+        if cached > inp:
+            raise _BadValue(f"input_cached_tokens {cached} exceeds input_tokens {inp}")
+        key = UsageKey(
+            source,
+            start,
+            end,
+            model,
+            cell(row, "project_id"),
+            cell(row, "api_key_id"),
+            cell(row, "user_id"),
+            _bool(cell(row, "batch")),
+            cell(row, "service_tier"),
+        )
+        return UsageObservation(key, requests, inp, cached, out)
+
+    return parse
+
+
+def _count(text: str, name: str) -> int:
+    if text == "":
+        return 0
+    if not text.isdigit():  # refuses signs, decimals, exponents and spaces
+        raise _BadValue(f"{name} {text[:40]!r} is not a non-negative integer")
+    return int(text)
+
+
+def _time(text: str, name: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadValue(
+            f"{name} {text[:40]!r} is neither unix seconds nor an ISO-8601 time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # documented: times without an offset are UTC
+    return int(moment.timestamp())
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise _BadValue(f"batch {text[:20]!r} is not true or false")
+
+
+def write_rejected(
+    path: Path, header: list[str], rejected: list[tuple[int, list[str], str]]
+) -> Path:
+    """Write rejected rows beside the input, with their line number and reason."""
+    target = path.with_name(path.stem + ".rejected.csv")
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*header, "line", "error"])
+        for line, row, reason in rejected:
+            writer.writerow([*row, line, reason])
+    return target

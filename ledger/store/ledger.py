@@ -1,0 +1,276 @@
+"""Posting to the ledger: observations in, difference entries out.
+
+A usage key's entries always sum to its latest observation. Posting reads the current
+sums of the keys it was given, and for each key whose counts changed inserts one entry
+with the next revision number: the difference in tokens, and the difference between the
+new observation's full cost and what the ledger already holds. The unique key
+(usage key, revision) makes a concurrent writer's identical posting fail instead of
+counting twice; callers run posting inside their transaction and retry on ConflictError.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from ledger.domain import JobObservation, UsageKey, UsageObservation
+from ledger.errors import ConflictError
+from ledger.money import per_token_pico
+from ledger.pricebook import PriceBook
+from ledger.pricing import UsagePricer, utc_date
+from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry
+
+INSERT_CHUNK = 20_000
+
+_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
+_fees: Table = TrainingFee.__table__  # type: ignore[assignment]
+_INSERT_COLUMNS = (
+    *USAGE_KEY_COLUMNS,
+    "revision",
+    "requests",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "cost_pico",
+    "base_cost_pico",
+    "price_version",
+    "recorded_at",
+)
+
+
+@dataclass
+class PostResult:
+    observed: int = 0
+    posted: int = 0
+    unchanged: int = 0
+    unpriced_models: set[str] = field(default_factory=set)
+
+    def add(self, other: PostResult) -> None:
+        self.observed += other.observed
+        self.posted += other.posted
+        self.unchanged += other.unchanged
+        self.unpriced_models |= other.unpriced_models
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What the ledger holds for a key: the sums of its entries and its last revision."""
+
+    revision: int
+    counts: tuple[int, int, int, int]
+    cost: int
+    base_cost: int
+
+
+def post_usage(
+    conn: Connection,
+    observations: Mapping[UsageKey, UsageObservation],
+    book: PriceBook,
+    *,
+    now: int | None = None,
+) -> PostResult:
+    """Post the difference each observation makes; the same observation twice posts nothing."""
+    result = PostResult(observed=len(observations))
+    if not observations:
+        return result
+    recorded_at = int(time.time()) if now is None else now
+    held = _held_sums(conn, observations)
+    pricer = UsagePricer(book)
+    rows: list[tuple[Any, ...]] = []
+    for key, obs in observations.items():
+        counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+        before = held.get(key)
+        if before is not None and before.counts == counts:
+            result.unchanged += 1
+            continue
+        cost, base_cost = pricer.price(obs)
+        if cost is None:
+            result.unpriced_models.add(key.model)
+        prev = before or _Held(0, (0, 0, 0, 0), 0, 0)
+        rows.append(
+            (
+                *key,
+                prev.revision + 1,
+                *(new - old for new, old in zip(counts, prev.counts, strict=True)),
+                None if cost is None else cost - prev.cost,
+                None if base_cost is None else base_cost - prev.base_cost,
+                book.version,
+                recorded_at,
+            )
+        )
+    _insert_rows(conn, rows)
+    result.posted = len(rows)
+    return result
+
+
+def _held_sums(
+    conn: Connection, observations: Mapping[UsageKey, UsageObservation]
+) -> dict[UsageKey, _Held]:
+    """Current sums for the given keys, read with one grouped query over their time span."""
+    starts = [k.bucket_start for k in observations]
+    sources = sorted({k.source for k in observations})
+    key_cols = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
+    query = (
+        select(
+            *key_cols,
+            func.max(_usage.c.revision),
+            func.sum(_usage.c.requests),
+            func.sum(_usage.c.input_tokens),
+            func.sum(_usage.c.cached_tokens),
+            func.sum(_usage.c.output_tokens),
+            func.coalesce(func.sum(_usage.c.cost_pico), 0),
+            func.coalesce(func.sum(_usage.c.base_cost_pico), 0),
+        )
+        .where(
+            _usage.c.source.in_(sources),
+            _usage.c.bucket_start.between(min(starts), max(starts)),
+        )
+        .group_by(*key_cols)
+    )
+    held: dict[UsageKey, _Held] = {}
+    width = len(USAGE_KEY_COLUMNS)
+    for row in conn.execute(query):
+        key = UsageKey(*row[:width])
+        if key in observations:
+            rev, req, inp, cached, out, cost, base = row[width:]
+            held[key] = _Held(
+                int(rev), (int(req), int(inp), int(cached), int(out)), int(cost), int(base)
+            )
+    return held
+
+
+def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk insert through the driver's executemany; a unique violation is a conflict."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
+    )
+    try:
+        for chunk in _chunks(rows, INSERT_CHUNK):
+            conn.exec_driver_sql(sql, chunk)  # type: ignore[arg-type]
+    except IntegrityError:
+        raise ConflictError(
+            "another writer posted the same usage at the same time; nothing was written"
+        ) from None
+
+
+def _chunks(rows: Sequence[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    for i in range(0, len(rows), size):
+        yield list(rows[i : i + size])
+
+
+def index_observations(
+    observations: Iterable[UsageObservation],
+) -> tuple[dict[UsageKey, UsageObservation], list[UsageKey]]:
+    """Observations by key; a key read twice is merged when equal, reported when not."""
+    indexed: dict[UsageKey, UsageObservation] = {}
+    conflicts: list[UsageKey] = []
+    for obs in observations:
+        seen = indexed.get(obs.key)
+        if seen is None:
+            indexed[obs.key] = obs
+        elif not seen.same_counts(obs):
+            conflicts.append(obs.key)
+    return indexed, conflicts
+
+
+# --- training fees ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeeOutcome:
+    posted: bool
+    cost_pico: int | None
+    note: str | None  # why a fee has no cost (per-hour billing, no price)
+
+
+def post_training_fee(
+    conn: Connection, job: JobObservation, book: PriceBook, *, now: int | None = None
+) -> FeeOutcome:
+    """The one training-fee entry of a finished job; posting it again does nothing.
+
+    Priced at the training price in force when the job finished and attributed to the
+    fine-tuned model. Jobs billed per hour (reinforcement) are recorded without a cost:
+    the API does not report the hours, and ftledger does not invent them.
+    """
+    if not job.terminal or job.trained_tokens is None or job.finished_at is None:
+        return FeeOutcome(False, None, None)
+    row = book.price_at(f"ft:{job.model}", utc_date(job.finished_at))
+    cost: int | None = None
+    price: str | None = None
+    note: str | None = None
+    if row is None:
+        note = f"no fine-tuning price for {job.model} on {utc_date(job.finished_at)}"
+    elif row.training is None:
+        note = "billed per training hour; the API does not report hours"
+    else:
+        price = str(row.training)
+        cost = job.trained_tokens * per_token_pico(row.training)
+    values = {
+        "job_id": job.id,
+        "model": job.fine_tuned_model or f"ft:{job.model}",
+        "base_model": book.resolve(job.model).base_model,
+        "method": job.method,
+        "trained_tokens": job.trained_tokens,
+        "training_price": price,
+        "cost_pico": cost,
+        "finished_at": job.finished_at,
+        "project": job.project,
+        "price_version": book.version,
+        "recorded_at": int(time.time()) if now is None else now,
+    }
+    posted = insert_ignore(conn, _fees, [values], ["job_id"]) > 0
+    return FeeOutcome(posted, cost, note)
+
+
+def insert_ignore(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], conflict_columns: list[str]
+) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns rows inserted."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    return conn.execute(stmt, rows).rowcount
+
+
+def usage_sums_by_key(
+    conn: Connection, keys: Iterable[UsageKey]
+) -> dict[UsageKey, tuple[int, ...]]:
+    """Summed counts per key (for checks and tests): requests, input, cached, output, cost."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    key_cols = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
+    query = (
+        select(
+            *key_cols,
+            func.sum(_usage.c.requests),
+            func.sum(_usage.c.input_tokens),
+            func.sum(_usage.c.cached_tokens),
+            func.sum(_usage.c.output_tokens),
+            func.sum(_usage.c.cost_pico),
+        )
+        .where(tuple_(*key_cols).in_([tuple(k) for k in wanted]))
+        .group_by(*key_cols)
+    )
+    width = len(USAGE_KEY_COLUMNS)
+    return {
+        UsageKey(*row[:width]): tuple(None if v is None else int(v) for v in row[width:])
+        for row in conn.execute(query)
+    }
