@@ -217,17 +217,10 @@ def parse_pricebook(data: dict[str, Any], *, source: str, version: str = "") -> 
         if not isinstance(raw, dict):
             problem(key, "must be a table")
             continue
+        _check_unique_names(raw, key, seen, problem)
         spec = _parse_model(raw, key, discount or Decimal(1), problem)
-        if spec is None:
-            continue
-        for name_key, name in [(f"{key}.name", spec.name)] + [
-            (f"{key}.aliases[{j}]", a) for j, a in enumerate(spec.aliases)
-        ]:
-            if name in seen:
-                problem(name_key, f"{name!r} is already defined at {seen[name]}")
-            else:
-                seen[name] = name_key
-        models.append(spec)
+        if spec is not None:
+            models.append(spec)
 
     if problems:
         raise PriceBookError(problems)
@@ -238,6 +231,21 @@ def parse_pricebook(data: dict[str, Any], *, source: str, version: str = "") -> 
         source=source,
         version=version,
     )
+
+
+def _check_unique_names(raw: dict[str, Any], key: str, seen: dict[str, str], problem: Any) -> None:
+    """A name or alias may appear once in the whole book, or resolution would be ambiguous."""
+    aliases = raw.get("aliases")
+    named = [(f"{key}.name", raw.get("name"))]
+    if isinstance(aliases, list):
+        named += [(f"{key}.aliases[{j}]", a) for j, a in enumerate(aliases)]
+    for name_key, name in named:
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            problem(name_key, f"{name!r} is already defined at {seen[name]}")
+        else:
+            seen[name] = name_key
 
 
 def _decimal(value: Any, key: str, problem: Any) -> Decimal | None:

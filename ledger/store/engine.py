@@ -66,20 +66,22 @@ def open_engine(url: str) -> Engine:
     try:
         current = current_revision(engine)
         if current != SCHEMA_HEAD:
-            if engine.dialect.name == "sqlite":
-                upgrade(engine)
-            else:
+            if engine.dialect.name != "sqlite":
                 state = "empty" if current is None else f"at revision {current}"
                 raise SchemaBehindError(
                     f"database {redact_url(url)} is {state}, not {SCHEMA_HEAD}: "
                     "run `ftledger db upgrade`"
                 )
-    except OperationalError as exc:
+            upgrade(engine)
+    except BaseException as exc:
         engine.dispose()
-        raise StoreError(f"cannot open database {redact_url(url)}: {_first_line(exc)}") from None
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise StoreError(f"database {redact_url(url)}: {_first_line(exc)}") from None
+        if isinstance(exc, OperationalError):
+            raise StoreError(
+                f"cannot open database {redact_url(url)}: {_first_line(exc)}"
+            ) from None
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreError(f"database {redact_url(url)}: {_first_line(exc)}") from None
+        raise
     return engine
 
 
