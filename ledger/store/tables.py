@@ -131,3 +131,6 @@ class Watermark(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     failing_since: Mapped[int | None] = mapped_column(BigInteger)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+from ledger.store.alert_tables import AlertDecision, AlertDelivery  # noqa: E402, F401
