@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli import db as db_cli
+from ledger.cli import estimate as estimate_cli
 from ledger.cli import importer as import_cli
 from ledger.cli import prices as prices_cli
 from ledger.cli.common import AppContext
@@ -47,6 +48,8 @@ app.add_typer(prices_cli.app, name="prices")
 app.add_typer(db_cli.app, name="db")
 app.add_typer(import_cli.app, name="import")
 # Command groups register below, one line each.
+app.command("estimate")(estimate_cli.estimate)
+app.command("breakeven")(estimate_cli.breakeven)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,225 @@
+"""`ftledger estimate` and `ftledger breakeven`: what a fine-tune will cost, and when it pays."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ledger.cli.common import Format, FormatOption, app_context, emit, emit_json, emit_table
+
+if TYPE_CHECKING:
+    from ledger.estimate import Estimate
+
+AtOption = Annotated[
+    str | None,
+    typer.Option("--at", help="Price in force on this UTC date (YYYY-MM-DD); default today."),
+]
+SHOWN_ISSUES = 50  # table output lists this many errors/warnings; json lists them all
+
+
+def _parse_date(value: str | None) -> date:
+    if value is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--at"
+        ) from None
+
+
+@contextmanager
+def _lazy_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress callback whose bar starts at the first update, after the worker pool
+    exists: forking while rich's refresh thread runs could deadlock the workers."""
+    from ledger.cli.progress import byte_progress
+
+    with ExitStack() as stack:
+        done = 0
+        update: list[Callable[[int], None] | None] = []
+
+        def advance(scanned: int) -> None:
+            nonlocal done
+            if not update:
+                update.append(stack.enter_context(byte_progress(description, total)))
+            done += scanned
+            bar = update[0]
+            if bar is not None:
+                bar(done)
+
+        yield advance
+
+
+def estimate(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Training file (JSONL, chat or preference).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to fine-tune.")],
+    epochs: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Epochs (default: the cookbook rule from the size)."),
+    ] = None,
+    at: AtOption = None,
+    fmt: FormatOption = Format.table,
+    record: Annotated[
+        bool, typer.Option("--record", help="Store the estimate in the ledger.")
+    ] = False,
+    moderate: Annotated[
+        bool,
+        typer.Option("--moderate", help="Screen every example with OpenAI's moderation endpoint."),
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: all cores).")
+    ] = None,
+) -> None:
+    """Validate a training file and estimate the cost of fine-tuning on it.
+
+    Counts tokens the OpenAI cookbook's way with the model's encoding (offline), caps
+    each example at the model's limit, applies the default epochs rule, and prices the
+    trained tokens at the training price in force. Exits 1 when the file has format
+    errors (OpenAI would reject it), after printing the full report.
+
+    Example: ftledger estimate train.jsonl --model gpt-4o-mini --format json
+    """
+    from ledger.estimate import estimate as run_estimate
+
+    app_ctx = app_context(ctx)
+    on = _parse_date(at)
+    size = file.stat().st_size if file.is_file() else 0
+    with _lazy_progress(f"counting {file.name}", size) as progress:
+        result = run_estimate(
+            app_ctx.pricebook, model, file, epochs=epochs, at=on, workers=workers,
+            progress=progress,
+        )
+    document = result.as_dict()
+    if moderate:
+        document["moderation"] = _moderate(file)
+    if record:
+        document["recorded_id"] = _record(app_ctx, file, result)
+    if fmt is Format.json:
+        emit_json(document)
+    else:
+        _print_report(fmt, result, document)
+    flagged = document.get("moderation", {}).get("flagged_lines", 0)
+    if not result.ok or flagged:
+        raise typer.Exit(1)
+
+
+def _print_report(fmt: Format, result: Estimate, document: dict[str, Any]) -> None:
+    summary = {
+        k: v
+        for k, v in document.items()
+        if not isinstance(v, list | dict) and v is not None
+    }
+    for key, value in (document.get("token_distribution") or {}).items():
+        summary[f"tokens_{key}"] = value
+    if fmt is Format.csv:
+        emit(fmt, [summary], list(summary))
+        return
+    emit_table(
+        [{"field": k, "value": v} for k, v in summary.items()],
+        ["field", "value"],
+        title=f"Estimate for {result.file}",
+    )
+    for label, issues, counts in (
+        ("Errors", result.errors, result.error_counts),
+        ("Warnings", result.warnings, result.warning_counts),
+    ):
+        if not counts:
+            continue
+        total = sum(counts.values())
+        by_type = ", ".join(f"{t}: {n}" for t, n in sorted(counts.items()))
+        shown = [i.as_dict() for i in issues[:SHOWN_ISSUES]]
+        more = f" (first {len(shown)} shown; json lists more)" if total > len(shown) else ""
+        sys.stdout.write("\n")
+        emit_table(shown, ["line", "type", "message"], title=f"{label}: {total} ({by_type}){more}")
+    moderation = document.get("moderation")
+    if moderation and moderation["flagged"]:
+        sys.stdout.write("\n")
+        emit_table(
+            [{"line": f["line"], "categories": ",".join(f["categories"])}
+             for f in moderation["flagged"]],
+            ["line", "categories"],
+            title=f"Flagged by moderation: {moderation['flagged_lines']} lines",
+        )
+
+
+def _moderate(file: Path) -> dict[str, Any]:
+    from ledger.moderation import moderate_file
+
+    return moderate_file(file).as_dict()
+
+
+def _record(app_ctx: Any, file: Path, result: Estimate) -> int:
+    from ledger.estimates_store import record_estimate
+
+    return record_estimate(app_ctx.engine, file, result)
+
+
+def breakeven(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m", help="The fine-tuned (or base) model.")],
+    base_prompt_tokens: Annotated[
+        int, typer.Option(min=0, help="Prompt tokens per request on the base model.")
+    ],
+    ft_prompt_tokens: Annotated[
+        int, typer.Option(min=0, help="Prompt tokens per request on the fine-tuned model.")
+    ],
+    output_tokens: Annotated[int, typer.Option(min=0, help="Output tokens per request.")],
+    training_cost: Annotated[
+        str | None, typer.Option(help="Training fee in USD (a decimal string).")
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option(help="Training file: its estimated cost is the fee.")
+    ] = None,
+    at: AtOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Requests after which a fine-tuned model (short prompt + training fee) beats the base
+    model with its long prompt, at the prices in force.
+
+    Example: ftledger breakeven --model gpt-4o-mini --base-prompt-tokens 1500
+    --ft-prompt-tokens 200 --output-tokens 150 --training-cost 12.50
+    """
+    from ledger.breakeven import breakeven as compute
+    from ledger.money import D
+
+    if (training_cost is None) == (dataset is None):
+        raise typer.BadParameter("give exactly one of --training-cost or --dataset")
+    book = app_context(ctx).pricebook
+    on = _parse_date(at)
+    if dataset is not None:
+        from ledger.estimate import estimate as run_estimate
+
+        result = run_estimate(book, model, dataset, at=on)
+        if result.cost is None or not result.ok:
+            raise typer.BadParameter(f"{dataset} cannot be priced (errors or per-hour training)")
+        fee = result.cost
+    else:
+        try:
+            fee = D(training_cost or "")
+            if fee < 0:
+                raise ValueError
+        except ValueError:
+            raise typer.BadParameter(
+                f"{training_cost!r} is not a non-negative decimal", param_hint="--training-cost"
+            ) from None
+    try:
+        outcome = compute(
+            book,
+            model,
+            base_prompt_tokens=base_prompt_tokens,
+            ft_prompt_tokens=ft_prompt_tokens,
+            output_tokens=output_tokens,
+            training_cost=fee,
+            on=on,
+        )
+    except ValueError as exc:  # a fee finer than a pico-dollar
+        raise typer.BadParameter(str(exc), param_hint="--training-cost") from None
+    row = outcome.as_dict()
+    emit(fmt, [row], list(row), document=row, title="Break-even (USD)")
