@@ -129,6 +129,7 @@ class OpenAISource:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_pages: int = DEFAULT_MAX_PAGES,
+        jobs_page_size: int = JOBS_PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         admin = admin_key if admin_key is not None else os.environ.get("OPENAI_ADMIN_KEY")
@@ -144,6 +145,7 @@ class OpenAISource:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_pages = max_pages
+        self.jobs_page_size = jobs_page_size
         self._sleep = sleep
         self._clients: dict[str | None, openai.OpenAI] = {}
 
@@ -286,7 +288,7 @@ class OpenAISource:
             page = self._call(
                 JOBS,
                 lambda: client.fine_tuning.jobs.list(
-                    limit=JOBS_PAGE_SIZE, after=cursor or openai.omit
+                    limit=self.jobs_page_size, after=cursor or openai.omit
                 ),
             )
             try:

@@ -46,7 +46,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -63,6 +63,7 @@ USAGE_DIMENSIONS = ("project_id", "user_id", "api_key_id", "model", "batch", "se
 COST_DIMENSIONS = ("project_id", "line_item", "api_key_id")
 SOURCE_GROUP_BY = ("model", "project_id", "api_key_id", "batch", "service_tier")
 ENDPOINTS = ("usage", "costs", "jobs", "moderations")
+EXACT_PRECISION = 100  # Decimal digits for sums: the default 28 would round
 
 ORGANIZATION_ID = "org-acmeSandbox0001"
 PROJECTS = {"support": "proj_support", "legal": "proj_legal", "research": "proj_research"}
@@ -559,7 +560,8 @@ class SandboxOrg:
 
     def cost_atoms(self, day: int) -> list[tuple[str, str | None, str, Decimal]]:
         """(project_id, api_key_id, line_item, amount) billed on one UTC day, exact."""
-        with self._lock:
+        with self._lock, localcontext() as ctx:
+            ctx.prec = EXACT_PRECISION
             atoms = _usage_costs(self.events(day, day + DAY))
             atoms += self._training_costs(day)
             atoms += [(p, k, li, v) for d, p, k, li, v in self._adjustments if d == day]
@@ -606,11 +608,14 @@ class SandboxOrg:
         """Costs results of one daily bucket in the API's shape (amounts as Decimal)."""
         wanted = set(project_ids)
         sums: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
-        for project_id, key_id, item, amount in self.cost_atoms(floor_to(start, DAY)):
-            if wanted and project_id not in wanted:
-                continue
-            dims = {"project_id": project_id, "api_key_id": key_id, "line_item": item}
-            sums[tuple(dims[d] if d in group_by else None for d in COST_DIMENSIONS)] += amount
+        atoms = self.cost_atoms(floor_to(start, DAY))
+        with localcontext() as ctx:
+            ctx.prec = EXACT_PRECISION
+            for project_id, key_id, item, amount in atoms:
+                if wanted and project_id not in wanted:
+                    continue
+                dims = {"project_id": project_id, "api_key_id": key_id, "line_item": item}
+                sums[tuple(dims[d] if d in group_by else None for d in COST_DIMENSIONS)] += amount
         return [
             _cost_result(key, amount)
             for key, amount in sorted(sums.items(), key=_sort_key)
@@ -815,7 +820,8 @@ def _moderation_result(text: str) -> dict[str, Any]:
 class Fault:
     """One planned misbehaviour of an endpoint; `times` -1 means forever."""
 
-    kind: str  # status | reset | truncate | slow | no_next_page | repeat_cursor | echo_key
+    kind: str  # status reset truncate slow no_next_page repeat_cursor echo_key
+    # duplicate_results conflicting_results garbage
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
@@ -868,6 +874,17 @@ class FaultPlan:
     def echo_key(self, endpoint: str, *, times: int = -1, skip: int = 0) -> Fault:
         """A 500 whose body quotes the presented key (for secret-leak tests)."""
         return self.add(endpoint, Fault("echo_key", 500, times=times, skip=skip))
+
+    def duplicate_results(
+        self, endpoint: str, *, conflicting: bool = False, times: int = 1, skip: int = 0
+    ) -> Fault:
+        """Report the first result of a page twice: identical, or with different numbers."""
+        kind = "conflicting_results" if conflicting else "duplicate_results"
+        return self.add(endpoint, Fault(kind, times=times, skip=skip))
+
+    def garbage(self, endpoint: str, *, times: int = 1, skip: int = 0) -> Fault:
+        """A 200 whose body is not JSON (a proxy's error page)."""
+        return self.add(endpoint, Fault("garbage", times=times, skip=skip))
 
     def clear(self) -> None:
         with self._lock:
@@ -1248,7 +1265,28 @@ def _post_fault(fault: Fault, page: _Page, query: dict[str, list[str]]) -> _Page
             presented = (query.get("page") or [""])[0]
             first = body["data"][0]["start_time"] if body["data"] else 0
             body["next_page"] = presented or encode_cursor(first)
+    elif fault.kind in ("duplicate_results", "conflicting_results"):
+        body["data"] = _duplicated(body["data"], fault.kind == "conflicting_results")
+    elif fault.kind == "garbage":
+        return _Page(200, b"<html><body>502 Bad Gateway</body></html>", page.headers)
     return _Page(page.status, body, page.headers)
+
+
+def _duplicated(data: list[dict[str, Any]], conflicting: bool) -> list[dict[str, Any]]:
+    """`data` with the first bucket's first result repeated (changed when conflicting)."""
+    data = [dict(item) for item in data]
+    for bucket in data:
+        results = bucket.get("results")
+        if results:
+            twin = json.loads(_dumps(results[0]), parse_float=Decimal)
+            if conflicting:
+                if "amount" in twin:
+                    twin["amount"]["value"] += 1
+                else:
+                    twin["num_model_requests"] += 1
+            bucket["results"] = [*results, twin]
+            break
+    return data
 
 
 # --- endpoint answers ---------------------------------------------------------------------
