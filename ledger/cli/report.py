@@ -1,0 +1,95 @@
+"""`ftledger report`: the monthly spend report and the what-if repricing."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ledger.cli.common import app_context, write_text
+
+if TYPE_CHECKING:
+    from ledger.reports.period import Month
+
+app = typer.Typer(help="Spend reports.", no_args_is_help=True)
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
+
+
+class GroupBy(StrEnum):
+    model = "model"
+    base_model = "base-model"
+    project = "project"
+    day = "day"
+
+
+MonthOption = Annotated[
+    str | None,
+    typer.Option("--month", "-m", help="UTC month YYYY-MM (default: this month to date)."),
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to FILE instead of stdout.", dir_okay=False),
+]
+
+
+def parse_month(text: str | None) -> Month:
+    """The --month value, or the current UTC month; a bad value is a usage error."""
+    from ledger.reports.period import Month
+
+    if text is None:
+        return Month.current()
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+
+
+@app.command("monthly")
+def monthly(
+    ctx: typer.Context,
+    month: MonthOption = None,
+    by: Annotated[GroupBy, typer.Option("--by", help="One row per this.")] = GroupBy.model,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option("--format", "-f", help="table, json, csv, markdown or html."),
+    ] = ReportFormat.table,
+    output: OutputOption = None,
+) -> None:
+    """What each model cost in a month, what its base model would have cost, and training.
+
+    Money is exact decimal text (at least 6 decimals); a model without a price shows its
+    tokens with null costs and is listed as unpriced. HTML is one self-contained file with
+    charts (daily spend by model; fine-tuned against base-model cost).
+
+    Example: ftledger report monthly --month 2026-10 --format html --output oct.html
+    """
+    from ledger.reports import render
+    from ledger.reports.monthly import daily_cost_by_model, monthly_report
+
+    app_ctx = app_context(ctx)
+    the_month = parse_month(month)
+    book = app_ctx.pricebook
+    with app_ctx.engine.connect() as conn:
+        report = monthly_report(conn, book, the_month, by.value)
+        daily = daily_cost_by_model(conn, the_month) if fmt is ReportFormat.html else {}
+    if fmt is ReportFormat.html:
+        from ledger.reports.html import render_html
+
+        text = render_html(report, daily)
+    else:
+        text = {
+            ReportFormat.table: render.render_table,
+            ReportFormat.json: render.render_json,
+            ReportFormat.csv: render.render_csv,
+            ReportFormat.markdown: render.render_markdown,
+        }[fmt](report)
+    write_text(text, output)
