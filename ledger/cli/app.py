@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli import budgets as budgets_cli
 from ledger.cli import db as db_cli
 from ledger.cli import estimate as estimate_cli
 from ledger.cli import importer as import_cli
-from ledger.cli import poll as poll_cli
 from ledger.cli import prices as prices_cli
 from ledger.cli import report as report_cli
 from ledger.cli.common import AppContext
@@ -51,12 +49,9 @@ app.add_typer(prices_cli.app, name="prices")
 app.add_typer(db_cli.app, name="db")
 app.add_typer(import_cli.app, name="import")
 # Command groups register below, one line each.
-poll_cli.register(app)  # poll, status, serve, demo
 app.command("estimate")(estimate_cli.estimate)
 app.command("breakeven")(estimate_cli.breakeven)
 app.add_typer(report_cli.app, name="report")
-app.add_typer(budgets_cli.app, name="budgets")
-app.command("forecast")(budgets_cli.forecast)
 
 
 def main(argv: list[str] | None = None) -> None:
