@@ -10,6 +10,7 @@ import typer
 from ledger.cli import db as db_cli
 from ledger.cli import estimate as estimate_cli
 from ledger.cli import importer as import_cli
+from ledger.cli import poll as poll_cli
 from ledger.cli import prices as prices_cli
 from ledger.cli import report as report_cli
 from ledger.cli.common import AppContext
@@ -49,6 +50,7 @@ app.add_typer(prices_cli.app, name="prices")
 app.add_typer(db_cli.app, name="db")
 app.add_typer(import_cli.app, name="import")
 # Command groups register below, one line each.
+poll_cli.register(app)  # poll, status, serve, demo
 app.command("estimate")(estimate_cli.estimate)
 app.command("breakeven")(estimate_cli.breakeven)
 app.add_typer(report_cli.app, name="report")

@@ -1,0 +1,74 @@
+"""`ftledger serve`: poll on a schedule (then check budgets) until stopped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from ledger.cli.common import app_context
+
+
+def serve(
+    ctx: typer.Context,
+    every: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Minutes between polls (default: poll.every_minutes or poll.cron in "
+            "ledger.toml, else 15).",
+            show_default=False,
+        ),
+    ] = None,
+    every_seconds: Annotated[int | None, typer.Option(min=1, hidden=True)] = None,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Skip the budget check after each poll.")
+    ] = False,
+) -> None:
+    """Poll every source on a schedule (UTC), then run the budget check; stop with Ctrl-C
+    or SIGTERM. Several replicas may share one PostgreSQL database: one polls at a time.
+
+    Example: ftledger serve --every 15
+    """
+    from ledger.cli.poll import load_config
+    from ledger.service import Schedule, run_budget_check, run_poll
+    from ledger.service import serve as run_scheduler
+    from ledger.sync import openai_specs
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("ledger.serve")
+    app_ctx = app_context(ctx)
+    config = load_config(app_ctx)
+    engine, book = app_ctx.engine, app_ctx.pricebook  # fail fast on a bad database or book
+    if every_seconds is not None:
+        schedule = Schedule(every_seconds=every_seconds)
+    elif every is not None:
+        schedule = Schedule(every_seconds=every * 60)
+    elif config.cron:
+        schedule = Schedule(cron=config.cron)
+    else:
+        schedule = Schedule(every_seconds=config.every_minutes * 60)
+
+    def tick(stop: Callable[[], bool]) -> None:
+        report = run_poll(engine, book, config, openai_specs(config), stop=stop)
+        if report.skipped:
+            return
+        for source in report.sources:
+            if source.error:
+                log.warning("%s failed: %s", source.source, source.error)
+            else:
+                log.info(
+                    "%s: read %d, posted %d, fees %d",
+                    source.source,
+                    source.read,
+                    source.posted,
+                    source.fees_posted,
+                )
+        if not no_alerts and not stop():
+            run_budget_check(engine, app_ctx.settings, book)
+
+    run_scheduler(tick, schedule)

@@ -1,0 +1,220 @@
+"""ledger.toml: how the service polls OpenAI (never the keys themselves).
+
+The file names the environment variables that hold keys (`key_env`), so it can be
+committed and shared. Every problem is reported together with file and key path, like
+the price book. A file that nevertheless holds something secret-looking and is readable
+by other users earns a warning.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import Problem, SettingsError
+
+BUCKET_WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_LOOKING = (
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),  # an OpenAI key
+    re.compile(r"://[^/\s:@\"']+:[^/\s@\"']+@"),  # a URL with a password
+    re.compile(r"hooks\.slack\.com/|/webhook", re.IGNORECASE),
+)
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """A project whose fine-tuning jobs are read with the key in env var `key_env`."""
+
+    name: str
+    key_env: str
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    path: Path | None = None
+    base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI
+    admin_key_env: str = "OPENAI_ADMIN_KEY"
+    timeout_seconds: float = 30.0
+    max_retries: int = 3
+    bucket_width: str = "1h"
+    lookback_days: int = 3
+    window_days: int = 3  # a backfill is written window by window, each atomically
+    every_minutes: int = 15
+    cron: str | None = None
+    projects: tuple[ProjectConfig, ...] = (ProjectConfig("default", "OPENAI_API_KEY"),)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def bucket_seconds(self) -> int:
+        return BUCKET_WIDTHS[self.bucket_width]
+
+
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "openai": {
+        "base_url": str,
+        "admin_key_env": str,
+        "timeout_seconds": (int, float),
+        "max_retries": int,
+    },
+    "poll": {
+        "bucket_width": str,
+        "lookback_days": int,
+        "window_days": int,
+        "every_minutes": int,
+        "cron": str,
+    },
+}
+
+
+def load_ledger_config(path: Path | None) -> LedgerConfig:
+    """The settings in `path` (defaults where it is silent); None or absent: all defaults."""
+    if path is None or not path.is_file():
+        return LedgerConfig()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError([Problem(str(path), f"not UTF-8 (byte {exc.start})")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([Problem(str(path), f"not valid TOML: {exc}")]) from None
+    config = parse_ledger_config(data, source=str(path))
+    warning = exposure_warning(path, text)
+    return LedgerConfig(
+        **{**config.__dict__, "path": path, "warnings": (warning,) if warning else ()}
+    )
+
+
+def parse_ledger_config(data: dict[str, Any], *, source: str) -> LedgerConfig:
+    """Validate a parsed ledger.toml; every problem is collected before raising."""
+    problems: list[Problem] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(Problem(f"{source}: {key}", message))
+
+    values: dict[str, Any] = {}
+    for name in data:
+        if name not in (*_SCHEMA, "projects"):
+            problem(name, "unknown key")
+    for table, fields in _SCHEMA.items():
+        section = data.get(table, {})
+        if not isinstance(section, dict):
+            problem(table, "must be a table")
+            continue
+        for key, value in section.items():
+            where = f"{table}.{key}"
+            expected = fields.get(key)
+            if expected is None:
+                problem(where, "unknown key")
+            elif isinstance(value, bool) or not isinstance(value, expected):
+                kind = "a number" if expected == (int, float) else f"a {expected.__name__}"  # type: ignore[union-attr]
+                problem(where, f"must be {kind}")
+            else:
+                values[key] = value
+    _check_values(values, problem)
+    projects = _parse_projects(data.get("projects"), problem)
+    if problems:
+        raise SettingsError(problems)
+    if projects is not None:
+        values["projects"] = projects
+    if "timeout_seconds" in values:
+        values["timeout_seconds"] = float(values["timeout_seconds"])
+    return LedgerConfig(**values)
+
+
+def _check_values(values: dict[str, Any], problem: Any) -> None:
+    if "bucket_width" in values and values["bucket_width"] not in BUCKET_WIDTHS:
+        problem("poll.bucket_width", f"must be one of {', '.join(BUCKET_WIDTHS)}")
+        del values["bucket_width"]
+    for key, low in (("lookback_days", 0), ("window_days", 1), ("every_minutes", 1)):
+        if key in values and values[key] < low:
+            problem(f"poll.{key}", f"must be at least {low}")
+    if "max_retries" in values and not 0 <= values["max_retries"] <= 10:
+        problem("openai.max_retries", "must be between 0 and 10")
+    if "timeout_seconds" in values and not 0 < values["timeout_seconds"] <= 600:
+        problem("openai.timeout_seconds", "must be more than 0 and at most 600")
+    if "admin_key_env" in values:
+        _check_env_name(values["admin_key_env"], "openai.admin_key_env", problem)
+    if "base_url" in values and not re.match(r"^https?://", values["base_url"]):
+        problem("openai.base_url", "must start with http:// or https://")
+    elif "base_url" in values and _looks_secret(values["base_url"]):
+        problem("openai.base_url", "must not carry credentials")
+    if "cron" in values:
+        try:
+            cron_trigger(values["cron"])
+        except ValueError as exc:
+            problem("poll.cron", f"not a crontab expression: {exc}")
+
+
+def _parse_projects(raw: Any, problem: Any) -> tuple[ProjectConfig, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        problem("projects", "must be a non-empty array of tables ([[projects]])")
+        return None
+    projects: list[ProjectConfig] = []
+    names: set[str] = set()
+    for i, entry in enumerate(raw):
+        where = f"projects[{i}]"
+        if not isinstance(entry, dict):
+            problem(where, "must be a table with name and key_env")
+            continue
+        for key in entry:
+            if key not in ("name", "key_env"):
+                problem(f"{where}.{key}", "unknown key")
+        name, key_env = entry.get("name"), entry.get("key_env")
+        if not isinstance(name, str) or not name.strip():
+            problem(f"{where}.name", "required: a non-empty string")
+        elif name in names:
+            problem(f"{where}.name", f"duplicate project {name!r}")
+        if not isinstance(key_env, str):
+            problem(f"{where}.key_env", "required: the NAME of the variable holding the key")
+        else:
+            _check_env_name(key_env, f"{where}.key_env", problem)
+        if isinstance(name, str) and isinstance(key_env, str):
+            names.add(name)
+            projects.append(ProjectConfig(name.strip(), key_env))
+    return tuple(projects)
+
+
+def _check_env_name(value: str, where: str, problem: Any) -> None:
+    if _looks_secret(value):
+        problem(where, "looks like a key itself: give the NAME of an environment variable")
+    elif not _ENV_NAME.match(value):
+        problem(where, "must be an environment variable name (letters, digits, _)")
+
+
+def _looks_secret(text: str) -> bool:
+    return any(p.search(text) for p in _SECRET_LOOKING)
+
+
+def exposure_warning(path: Path, text: str) -> str | None:
+    """A warning when a file that holds something secret-looking is readable by others."""
+    if not _looks_secret(text):
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        return (
+            f"{path} seems to hold a secret and is readable by other users "
+            f"(mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`"
+        )
+    return None
+
+
+def cron_trigger(expression: str) -> Any:
+    """An APScheduler CronTrigger in UTC from a crontab line; ValueError if malformed."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger.from_crontab(expression, timezone="UTC")

@@ -1,0 +1,714 @@
+"""The poll cycle: read each source window by window into the ledger, exactly once.
+
+Every source has a watermark (how far it has been read). A window is fetched completely
+first, then written in ONE transaction together with the watermark it advances, so a
+failure or a kill at any moment leaves the ledger as it was before that window and the
+next poll completes it. Later polls re-read a trailing lookback window because OpenAI
+revises recent buckets; posting writes only the difference, so re-reading is harmless.
+Two pollers at once cannot double count: the (usage key, revision) unique constraint
+makes the loser's transaction fail, and it retries against what the winner wrote.
+Failures are recorded on the watermark in a separate transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ledger.config_file import LedgerConfig
+from ledger.domain import (
+    TERMINAL_JOB_STATES,
+    CostObservation,
+    JobObservation,
+    UsageObservation,
+)
+from ledger.errors import (
+    AuthError,
+    ConflictError,
+    LedgerError,
+    SourceError,
+    StoreError,
+    UpstreamError,
+)
+from ledger.pricebook import PriceBook
+from ledger.store.ledger import PostResult, index_observations, insert_ignore, post_training_fee
+from ledger.store.ledger import post_usage as _post_usage
+from ledger.store.tables import BilledCost, FineTuningJob, Watermark
+
+log = logging.getLogger("ledger.sync")
+
+DAY = 86400
+USAGE_SOURCE = "openai.usage"
+COSTS_SOURCE = "openai.costs"
+JOBS_SOURCE_PREFIX = "openai.jobs:"
+USAGE_ENDPOINT = "/v1/organization/usage/completions"
+COSTS_ENDPOINT = "/v1/organization/costs"
+CONFLICT_RETRIES = 5
+RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
+HOURLY_NOTE = "reinforcement: billed per training hour; the API does not report hours"
+
+_watermarks: Table = Watermark.__table__  # type: ignore[assignment]
+_jobs: Table = FineTuningJob.__table__  # type: ignore[assignment]
+_costs: Table = BilledCost.__table__  # type: ignore[assignment]
+
+
+class AdminReader(Protocol):
+    """What sync needs from the admin-key source (ledger.sources.openai.OpenAISource)."""
+
+    def usage_pages(
+        self, start: int, end: int, bucket_width: str
+    ) -> Iterator[list[UsageObservation]]: ...
+
+    def cost_pages(self, start: int, end: int) -> Iterator[list[CostObservation]]: ...
+
+
+class JobReader(Protocol):
+    def jobs(self, project_name: str | None = None) -> Iterator[JobObservation]: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One polled source: its watermark name, its kind, and how to open its client.
+
+    `open` raises (e.g. a missing key) only when the source is polled, so one
+    misconfigured project fails alone.
+    """
+
+    name: str
+    kind: str  # usage | costs | jobs
+    open: Callable[[], Any]
+    project: str = ""
+
+
+@dataclass
+class SourceReport:
+    source: str
+    windows: int = 0
+    read: int = 0  # observations (usage buckets, cost lines, jobs) read
+    posted: int = 0  # ledger entries or mirror rows written
+    unchanged: int = 0
+    fees_posted: int = 0
+    position: int | None = None
+    unpriced_models: set[str] = field(default_factory=set)
+    error: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "windows": self.windows,
+            "read": self.read,
+            "posted": self.posted,
+            "unchanged": self.unchanged,
+            "fees_posted": self.fees_posted,
+            "read_up_to": iso(self.position),
+            "unpriced_models": ",".join(sorted(self.unpriced_models)),
+            "error": self.error,
+        }
+
+
+@dataclass
+class CycleReport:
+    sources: list[SourceReport]
+    skipped: bool = False  # another poller held the lock
+
+    @property
+    def failed(self) -> list[SourceReport]:
+        return [s for s in self.sources if s.error is not None]
+
+
+Progress = Callable[[str, int, int], None]  # (source, windows done, windows total)
+
+
+# --- the cycle -----------------------------------------------------------------------
+
+
+def poll_sources(
+    engine: Engine,
+    book: PriceBook,
+    config: LedgerConfig,
+    specs: Sequence[SourceSpec],
+    *,
+    since: date | None = None,
+    now: int | None = None,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> CycleReport:
+    """Poll every source once; a failing source is recorded and the others still run.
+
+    `stop` is asked between windows (a graceful shutdown ends after the current one).
+    """
+    at = int(time.time()) if now is None else now
+    reports = []
+    halt = stop or (lambda: False)
+    for spec in specs:
+        if halt():
+            break
+        report = SourceReport(spec.name)
+        try:
+            with _opened(spec) as reader:
+                if spec.kind == "usage":
+                    _poll_usage(
+                        engine, book, config, reader, spec, report, since, at, progress, halt
+                    )
+                elif spec.kind == "costs":
+                    _poll_costs(engine, config, reader, spec, report, since, at, progress, halt)
+                elif spec.kind == "jobs":
+                    _poll_jobs(engine, book, reader, spec, report, at)
+                else:
+                    raise ValueError(f"unknown source kind {spec.kind!r}")
+        except LedgerError as exc:
+            report.error = redact(_one_line(exc))
+            log.info("polling %s failed: %s", spec.name, report.error)
+            _record_failure(engine, spec.name, report.error, at)
+        reports.append(report)
+    return CycleReport(reports)
+
+
+def default_since(now: int) -> date:
+    """The first day of the previous UTC month."""
+    today = datetime.fromtimestamp(now, UTC).date()
+    return date(today.year - 1, 12, 1) if today.month == 1 else date(today.year, today.month - 1, 1)
+
+
+def plan_windows(
+    position: int | None,
+    since: date | None,
+    *,
+    now: int,
+    width: int,
+    lookback_days: int,
+    window_days: int,
+) -> list[tuple[int, int]]:
+    """The [start, end) windows to read, aligned to the bucket width.
+
+    First poll: from `since` (default: first day of last month). Later polls: from the
+    watermark minus the lookback (or from `since` if that is earlier: a backfill). The
+    last window ends at the end of the bucket holding `now`, so every bucket read is
+    whole and its key never changes.
+    """
+    first = _day_start(since or default_since(now))
+    if position is None:
+        start = first
+    else:
+        start = min(position, now) - lookback_days * DAY
+        if since is not None:
+            start = min(start, first)
+    start = _floor(start, width)
+    end = _floor(now, width) + width
+    step = max(_floor(window_days * DAY, width), width)
+    windows = []
+    while start < end:
+        windows.append((start, min(start + step, end)))
+        start += step
+    return windows
+
+
+def _poll_usage(
+    engine: Engine,
+    book: PriceBook,
+    config: LedgerConfig,
+    reader: AdminReader,
+    spec: SourceSpec,
+    report: SourceReport,
+    since: date | None,
+    now: int,
+    progress: Progress | None,
+    halt: Callable[[], bool],
+) -> None:
+    width = config.bucket_seconds
+    windows = plan_windows(
+        read_watermark(engine, spec.name).position,
+        since,
+        now=now,
+        width=width,
+        lookback_days=config.lookback_days,
+        window_days=config.window_days,
+    )
+    for i, (start, end) in enumerate(windows):
+        if halt():
+            return
+        observations = [
+            obs for page in reader.usage_pages(start, end, config.bucket_width) for obs in page
+        ]
+        indexed, conflicts = index_observations(observations)
+        if conflicts:
+            first = conflicts[0]
+            raise UpstreamError(
+                f"{USAGE_ENDPOINT} returned {len(conflicts)} usage key(s) twice with different "
+                f"counts (first: {first.model} at {iso(first.bucket_start)})"
+            )
+        position = min(end, _floor(now, width))
+
+        def write(conn: Connection, indexed: Any = indexed, position: int = position) -> Any:
+            posted = _post_usage(conn, indexed, book, now=now)
+            _advance(conn, spec.name, position, now)
+            return posted
+
+        posted: PostResult = _write(engine, write)
+        report.windows += 1
+        report.read += posted.observed
+        report.posted += posted.posted
+        report.unchanged += posted.unchanged
+        report.unpriced_models |= posted.unpriced_models
+        report.position = position
+        if progress:
+            progress(spec.name, i + 1, len(windows))
+
+
+def _poll_costs(
+    engine: Engine,
+    config: LedgerConfig,
+    reader: AdminReader,
+    spec: SourceSpec,
+    report: SourceReport,
+    since: date | None,
+    now: int,
+    progress: Progress | None,
+    halt: Callable[[], bool],
+) -> None:
+    windows = plan_windows(
+        read_watermark(engine, spec.name).position,
+        since,
+        now=now,
+        width=DAY,
+        lookback_days=config.lookback_days,
+        window_days=config.window_days,
+    )
+    for i, (start, end) in enumerate(windows):
+        if halt():
+            return
+        lines = _index_costs(obs for page in reader.cost_pages(start, end) for obs in page)
+        position = min(end, _floor(now, DAY))
+
+        def write(
+            conn: Connection,
+            lines: Any = lines,
+            start: int = start,
+            end: int = end,
+            p: int = position,
+        ) -> int:
+            written = _mirror_costs(conn, lines, start, end, now)
+            _advance(conn, spec.name, p, now)
+            return written
+
+        written = _write(engine, write)
+        report.posted += written
+        report.unchanged += max(len(lines) - written, 0)
+        report.windows += 1
+        report.read += len(lines)
+        report.position = position
+        if progress:
+            progress(spec.name, i + 1, len(windows))
+
+
+def _poll_jobs(
+    engine: Engine,
+    book: PriceBook,
+    reader: JobReader,
+    spec: SourceSpec,
+    report: SourceReport,
+    now: int,
+) -> None:
+    jobs = _latest_jobs(reader.jobs(spec.project or None))
+
+    def write(conn: Connection) -> tuple[int, int]:
+        changed = fees = 0
+        for job in jobs:
+            note = HOURLY_NOTE if job.method == "reinforcement" else None
+            outcome = post_training_fee(conn, job, book, now=now)
+            fees += outcome.posted
+            changed += _upsert_job(conn, job, note or outcome.note, now)
+        _advance(conn, spec.name, now, now)
+        return changed, fees
+
+    changed, fees = _write(engine, write)
+    report.windows = 1
+    report.read = len(jobs)
+    report.posted = changed
+    report.unchanged = len(jobs) - changed
+    report.fees_posted = fees
+    report.position = now
+
+
+@contextmanager
+def _opened(spec: SourceSpec) -> Iterator[Any]:
+    reader = spec.open()
+    try:
+        yield reader
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+
+
+def openai_specs(
+    config: LedgerConfig, environ: Mapping[str, str] | None = None
+) -> list[SourceSpec]:
+    """The sources of one OpenAI organisation: usage and costs (admin key), and the jobs
+    of every configured project (its project key). Keys are read from the environment
+    variables the config names, when the source is opened, and go nowhere else."""
+    env = os.environ if environ is None else environ
+    base_url = config.base_url or env.get("OPENAI_BASE_URL") or None
+
+    def admin() -> Any:
+        from ledger.sources.openai import OpenAISource
+
+        key = env.get(config.admin_key_env)
+        if not key:
+            raise AuthError(
+                f"{config.admin_key_env} is not set: an admin key is needed to read usage and costs"
+            )
+        return OpenAISource(
+            admin_key=key,
+            project_keys={},
+            base_url=base_url,
+            timeout=config.timeout_seconds,
+            max_retries=config.max_retries,
+        )
+
+    def project(name: str, key_env: str) -> Callable[[], Any]:
+        def open_project() -> Any:
+            from ledger.sources.openai import OpenAISource
+
+            key = env.get(key_env)
+            if not key:
+                raise AuthError(f"{key_env} is not set: it should hold the key of project {name!r}")
+            return OpenAISource(
+                admin_key="",
+                project_keys={name: key},
+                base_url=base_url,
+                timeout=config.timeout_seconds,
+                max_retries=config.max_retries,
+            )
+
+        return open_project
+
+    specs = [SourceSpec(USAGE_SOURCE, "usage", admin), SourceSpec(COSTS_SOURCE, "costs", admin)]
+    for p in config.projects:
+        specs.append(
+            SourceSpec(JOBS_SOURCE_PREFIX + p.name, "jobs", project(p.name, p.key_env), p.name)
+        )
+    return specs
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def _write(engine: Engine, work: Callable[[Connection], Any]) -> Any:
+    """Run `work` in one transaction; a concurrent writer's win is retried (re-read)."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except ConflictError:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+            if code not in RETRYABLE_PGCODES or attempt == CONFLICT_RETRIES - 1:
+                raise StoreError(f"writing the ledger failed: {_first_db_line(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing the ledger failed: {_first_db_line(exc)}") from None
+        time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _advance(conn: Connection, source: str, position: int, now: int) -> None:
+    """Move the watermark forward (never back) and clear its failure state."""
+    insert_ignore(conn, _watermarks, [{"source": source, "consecutive_failures": 0}], ["source"])
+    conn.execute(
+        update(_watermarks)
+        .where(_watermarks.c.source == source)
+        .values(last_success_at=now, last_attempt_at=now, last_error=None, failing_since=None)
+        .values(consecutive_failures=0)
+    )
+    conn.execute(
+        update(_watermarks)
+        .where(
+            _watermarks.c.source == source,
+            or_(_watermarks.c.position.is_(None), _watermarks.c.position < position),
+        )
+        .values(position=position)
+    )
+
+
+def _record_failure(engine: Engine, source: str, message: str, now: int) -> None:
+    """Note a failed attempt; `failing_since` keeps the start of the failing streak."""
+    try:
+        with engine.begin() as conn:
+            insert_ignore(
+                conn, _watermarks, [{"source": source, "consecutive_failures": 0}], ["source"]
+            )
+            conn.execute(
+                update(_watermarks)
+                .where(_watermarks.c.source == source)
+                .values(
+                    last_attempt_at=now,
+                    last_error=message[:1000],
+                    consecutive_failures=_watermarks.c.consecutive_failures + 1,
+                )
+            )
+            conn.execute(
+                update(_watermarks)
+                .where(_watermarks.c.source == source, _watermarks.c.failing_since.is_(None))
+                .values(failing_since=now)
+            )
+    except SQLAlchemyError as exc:  # the database itself may be why the poll failed
+        log.error("could not record the failure of %s: %s", source, _first_db_line(exc))
+
+
+@dataclass(frozen=True)
+class WatermarkState:
+    source: str
+    position: int | None = None
+    last_success_at: int | None = None
+    last_attempt_at: int | None = None
+    last_error: str | None = None
+    failing_since: int | None = None
+    consecutive_failures: int = 0
+
+
+def read_watermark(engine: Engine, source: str) -> WatermarkState:
+    with engine.connect() as conn:
+        row = conn.execute(select(_watermarks).where(_watermarks.c.source == source)).first()
+    return WatermarkState(**row._mapping) if row else WatermarkState(source)
+
+
+def read_watermarks(engine: Engine) -> list[WatermarkState]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(_watermarks).order_by(_watermarks.c.source)).all()
+    return [WatermarkState(**row._mapping) for row in rows]
+
+
+# --- costs ---------------------------------------------------------------------------
+
+CostKey = tuple[int, str, str, str]
+
+
+def _index_costs(lines: Iterable[CostObservation]) -> dict[CostKey, CostObservation]:
+    """Cost lines by key; the same line twice is merged when equal, an error when not."""
+    indexed: dict[CostKey, CostObservation] = {}
+    for line in lines:
+        key = (line.bucket_start, line.project_id or "", line.line_item or "", line.currency)
+        seen = indexed.get(key)
+        if seen is not None and seen.amount != line.amount:
+            raise UpstreamError(
+                f"{COSTS_ENDPOINT} returned the line {line.line_item!r} of "
+                f"{iso(line.bucket_start)} twice with different amounts"
+            )
+        indexed[key] = line
+    return indexed
+
+
+def _mirror_costs(
+    conn: Connection, lines: dict[CostKey, CostObservation], start: int, end: int, now: int
+) -> int:
+    """Make the mirror of [start, end) equal what OpenAI reported; returns rows changed."""
+    held = {
+        (r.bucket_start, r.project_id, r.line_item, r.currency): r.amount
+        for r in conn.execute(
+            select(_costs).where(_costs.c.bucket_start >= start, _costs.c.bucket_start < end)
+        )
+    }
+    changed = 0
+    for key in held.keys() - lines.keys():  # OpenAI no longer reports it (e.g. revised to 0)
+        conn.execute(
+            delete(_costs).where(
+                _costs.c.bucket_start == key[0],
+                _costs.c.project_id == key[1],
+                _costs.c.line_item == key[2],
+                _costs.c.currency == key[3],
+            )
+        )
+        changed += 1
+    for key, line in lines.items():
+        text = decimal_text(line.amount)
+        if held.get(key) == text:
+            continue
+        if key in held:
+            conn.execute(
+                update(_costs)
+                .where(
+                    _costs.c.bucket_start == key[0],
+                    _costs.c.project_id == key[1],
+                    _costs.c.line_item == key[2],
+                    _costs.c.currency == key[3],
+                )
+                .values(amount=text, bucket_end=line.bucket_end, observed_at=now)
+            )
+        else:
+            inserted = insert_ignore(
+                conn,
+                _costs,
+                [
+                    {
+                        "bucket_start": key[0],
+                        "bucket_end": line.bucket_end,
+                        "project_id": key[1],
+                        "line_item": key[2],
+                        "currency": key[3],
+                        "amount": text,
+                        "observed_at": now,
+                    }
+                ],
+                ["bucket_start", "project_id", "line_item", "currency"],
+            )
+            if not inserted:  # a concurrent poller inserted it first: re-read and retry
+                raise ConflictError("another poller mirrored the same costs at the same time")
+        changed += 1
+    return changed
+
+
+def decimal_text(amount: Any) -> str:
+    """The exact decimal as plain text (no exponent), as OpenAI sent it."""
+    return format(amount, "f")
+
+
+# --- jobs ----------------------------------------------------------------------------
+
+
+def _latest_jobs(jobs: Iterable[JobObservation]) -> list[JobObservation]:
+    """One reading per job id; a terminal reading wins over a non-terminal one."""
+    chosen: dict[str, JobObservation] = {}
+    for job in jobs:
+        seen = chosen.get(job.id)
+        if seen is None or job.terminal or not seen.terminal:
+            chosen[job.id] = job
+    return list(chosen.values())
+
+
+_JOB_FIELDS = (
+    "project",
+    "model",
+    "fine_tuned_model",
+    "status",
+    "method",
+    "n_epochs",
+    "trained_tokens",
+    "created_at",
+    "finished_at",
+    "training_file",
+)
+
+
+def _upsert_job(conn: Connection, job: JobObservation, note: str | None, now: int) -> int:
+    """Insert or update a job; a terminal state is never replaced by a non-terminal one."""
+    values = {name: getattr(job, name) for name in _JOB_FIELDS}
+    values["billing_note"] = note
+    current = conn.execute(select(_jobs).where(_jobs.c.id == job.id)).first()
+    if current is None:
+        inserted = insert_ignore(conn, _jobs, [{"id": job.id, **values, "updated_at": now}], ["id"])
+        if not inserted:
+            raise ConflictError("another poller recorded the same job at the same time")
+        return 1
+    if all(getattr(current, k) == v for k, v in values.items()):
+        return 0
+    stmt = update(_jobs).where(_jobs.c.id == job.id)
+    if not job.terminal:  # a stale reading: only a job not yet finished may take it
+        stmt = stmt.where(_jobs.c.status.not_in(sorted(TERMINAL_JOB_STATES)))
+    result = conn.execute(stmt.values(**values, updated_at=now))
+    return int(result.rowcount or 0)
+
+
+# --- locking -------------------------------------------------------------------------
+
+ADVISORY_LOCK_KEY = 0x6674_6C65_6467  # "ftledg": one poller per database
+
+
+@contextmanager
+def poll_lock(engine: Engine) -> Iterator[bool]:
+    """Yield whether this process may poll now.
+
+    PostgreSQL: a session advisory lock held on a dedicated connection for the whole
+    cycle; if the holder dies its session ends and the lock with it, so another replica
+    takes over at its next tick. SQLite (one machine): always True; concurrent pollers
+    are serialised by BEGIN IMMEDIATE and kept from double counting by the unique keys.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    from sqlalchemy import text
+
+    conn = engine.connect()
+    try:
+        got = bool(
+            conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+        )
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                conn.commit()
+    finally:
+        conn.close()
+
+
+# --- helpers -------------------------------------------------------------------------
+
+_SECRETS = (
+    re.compile(r"sk-[A-Za-z0-9_\-*]{4,}"),
+    re.compile(r"(?i)(bearer\s+)\S+"),
+    re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"),
+)
+
+
+def redact(text: str) -> str:
+    """The text with anything key-like masked (errors may quote what a server echoed)."""
+    text = _SECRETS[0].sub("sk-***", text)
+    text = _SECRETS[1].sub(r"\1***", text)
+    return _SECRETS[2].sub(r"\1***@", text)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return " ".join(line.strip() for line in lines) if lines else type(exc).__name__
+
+
+def _first_db_line(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def _floor(ts: int, width: int) -> int:
+    return ts - ts % width
+
+
+def _day_start(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def iso(ts: int | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = [
+    "COSTS_SOURCE",
+    "JOBS_SOURCE_PREFIX",
+    "USAGE_SOURCE",
+    "CycleReport",
+    "SourceError",
+    "SourceReport",
+    "SourceSpec",
+    "default_since",
+    "plan_windows",
+    "poll_lock",
+    "poll_sources",
+    "read_watermark",
+    "read_watermarks",
+]
