@@ -1,0 +1,349 @@
+"""Budget checks: evaluate every budget, record crossed thresholds, deliver alerts.
+
+`run_budget_check` is what `ftledger budgets check`, `ftledger poll` and `ftledger serve`
+call. One check:
+
+1. reads budgets.toml and, per budget, the spend in scope of the current UTC period
+   (usage cost + training fees) and its forecast;
+2. records a decision for each threshold crossed - (budget, period, kind, threshold) is
+   unique in the database, so of two concurrent checks only one records it - together
+   with one pending delivery per channel, before anything is sent;
+3. delivers every pending delivery, old ones included: each is claimed with a lease by
+   an atomic UPDATE, sent with the decision's idempotency key, then marked delivered or
+   released with its error. A failure is retried at the next check; a crash between
+   sending and marking is retried after the lease, under the same key.
+
+Decisions are never deleted or revised: a period that ended keeps its alerts, and spend
+revised downwards sends nothing new. Webhook URLs and SMTP credentials stay in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from ledger.budgets import Budget, BudgetConfig, Period, load_budgets, period_containing, utc_now
+from ledger.errors import DeliveryError
+from ledger.forecast import HISTORY_WINDOW_DAYS, Forecast, crossing_date, forecast_period, percent
+from ledger.money import from_pico
+from ledger.notify import Alert, deliver
+from ledger.pricebook import PriceBook
+from ledger.settings import Settings
+from ledger.store.ledger import insert_ignore
+from ledger.store.spend import by_day, daily_spend, first_day
+from ledger.store.tables import AlertDecision, AlertDelivery
+
+CLAIM_LEASE_SECONDS = 300
+
+_decisions: Table = AlertDecision.__table__  # type: ignore[assignment]
+_deliveries: Table = AlertDelivery.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A budget in its current period: spend, forecast, and where it is heading."""
+
+    budget: Budget
+    period: Period
+    spend: int  # pico-USD, actual so far
+    forecast: Forecast | None
+    crosses_on: date | None
+    unpriced_models: tuple[str, ...]
+    alerted: tuple[tuple[str, Decimal, str], ...] = ()  # (kind, threshold, delivery state)
+
+    @property
+    def used(self) -> Decimal:
+        return percent(self.spend, self.budget.amount_pico)
+
+    def crossed(self) -> list[tuple[str, Decimal]]:
+        """(kind, threshold) pairs this status has reached."""
+        amount = self.budget.amount_pico
+        found = [("actual", t) for t in self.budget.thresholds if self.spend * 100 >= amount * t]
+        if self.forecast is not None and self.forecast.method != "actual":
+            found += [
+                ("forecast", t)
+                for t in self.budget.forecast_thresholds
+                if self.forecast.point * 100 >= amount * t
+            ]
+        return found
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    budget: str
+    period: str
+    kind: str
+    threshold: Decimal
+    channel: str
+    status: str  # delivered | failed | skipped (another checker holds it, or no channel)
+    attempts: int
+    error: str | None = None
+
+
+@dataclass
+class CheckResult:
+    checked_at: datetime
+    statuses: list[BudgetStatus] = field(default_factory=list)
+    decided: list[tuple[str, str, str, Decimal]] = field(default_factory=list)  # new ones
+    deliveries: list[DeliveryOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[DeliveryOutcome]:
+        return [d for d in self.deliveries if d.status == "failed"]
+
+    @property
+    def delivered(self) -> list[DeliveryOutcome]:
+        return [d for d in self.deliveries if d.status == "delivered"]
+
+
+def idempotency_key(budget: str, period: str, kind: str, threshold: Decimal) -> str:
+    """The same key for a decision on every retry, from every checker."""
+    text = f"{budget}|{period}|{kind}|{_threshold_text(threshold)}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _threshold_text(threshold: Decimal) -> str:
+    return f"{threshold.normalize():f}"
+
+
+def budget_config(settings: Settings, *, resolve_secrets: bool = True) -> BudgetConfig:
+    return load_budgets(settings.config_file("budgets.toml"), resolve_secrets=resolve_secrets)
+
+
+def evaluate(
+    conn: Connection, budget: Budget, now: datetime, period: Period | None = None
+) -> BudgetStatus:
+    """Spend, forecast and projected crossing of `budget` in `period` as seen at `now`.
+
+    The period defaults to the budget's period containing `now`; a period that has
+    ended reports its actual spend as the forecast.
+    """
+    today = now.date()
+    period = period or period_containing(budget.period, today)
+    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
+    rows = daily_spend(
+        conn, Period("daily", history_start, period.end).start_ts, period.end_ts, budget.projects
+    )
+    daily = by_day(rows, budget.matches_model)
+    spend = sum(v for d, v in daily.items() if d >= period.start)
+    forecast = forecast_period(
+        daily, period, today, first_day=first_day(rows, budget.matches_model)
+    )
+    crosses = crossing_date(budget.amount_pico, daily, period, today, forecast)
+    unpriced = sorted(
+        {
+            r.model
+            for r in rows
+            if r.unpriced and r.day >= period.start and budget.matches_model(r.model)
+        }
+    )
+    return BudgetStatus(budget, period, spend, forecast, crosses, tuple(unpriced))
+
+
+def alerted(conn: Connection, budget: str, period: str) -> tuple[tuple[str, Decimal, str], ...]:
+    """(kind, threshold, delivered|pending) of the decisions recorded for a budget period."""
+    query = (
+        select(_decisions.c.kind, _decisions.c.threshold, _deliveries.c.status)
+        .join(_deliveries, _deliveries.c.decision_id == _decisions.c.id, isouter=True)
+        .where(_decisions.c.budget == budget, _decisions.c.period == period)
+    )
+    states: dict[tuple[str, Decimal], str] = {}
+    for kind, threshold, status in conn.execute(query):
+        key = (kind, Decimal(threshold))
+        if states.get(key) != "pending":
+            states[key] = status or "delivered"
+    return tuple((k, t, s) for (k, t), s in sorted(states.items()))
+
+
+def budget_statuses(
+    engine: Engine, config: BudgetConfig, now: datetime | int | None = None
+) -> list[BudgetStatus]:
+    """Every budget's status now, with the thresholds already alerted; writes nothing."""
+    at = utc_now(now)
+    with engine.connect() as conn:
+        result = []
+        for budget in config.budgets:
+            status = evaluate(conn, budget, at)
+            result.append(
+                BudgetStatus(
+                    **{
+                        **status.__dict__,
+                        "alerted": alerted(conn, budget.name, status.period.label),
+                    }
+                )
+            )
+        return result
+
+
+def run_budget_check(
+    engine: Engine,
+    settings: Settings,
+    book: PriceBook | None = None,
+    now: datetime | int | None = None,
+) -> CheckResult:
+    """Evaluate every budget, record crossed thresholds and deliver pending alerts.
+
+    Raises BudgetConfigError when budgets.toml is invalid (nothing is recorded then).
+    Delivery failures never raise: they are in the result and retried at the next check.
+    `book` is accepted for the poller's convenience; spend comes priced from the ledger.
+    """
+    del book  # entries carry their cost; nothing is re-priced here
+    at = utc_now(now)
+    config = budget_config(settings)
+    result = CheckResult(checked_at=at)
+    if not config.budgets:
+        result.deliveries = _deliver_pending(engine, config, at)
+        return result
+    with engine.connect() as conn:
+        result.statuses = [evaluate(conn, b, at) for b in config.budgets]
+    with engine.begin() as conn:
+        for status in result.statuses:
+            for kind, threshold in status.crossed():
+                if _decide(conn, status, kind, threshold, int(at.timestamp())):
+                    result.decided.append(
+                        (status.budget.name, status.period.label, kind, threshold)
+                    )
+    result.deliveries = _deliver_pending(engine, config, at)
+    return result
+
+
+def _decide(
+    conn: Connection, status: BudgetStatus, kind: str, threshold: Decimal, now: int
+) -> bool:
+    """Record a decision and its pending deliveries; False when it was already recorded."""
+    budget, label = status.budget, status.period.label
+    key = idempotency_key(budget.name, label, kind, threshold)
+    inserted = insert_ignore(
+        conn,
+        _decisions,
+        [
+            {
+                "budget": budget.name,
+                "period": label,
+                "kind": kind,
+                "threshold": _threshold_text(threshold),
+                "idempotency_key": key,
+                "amount_pico": budget.amount_pico,
+                "spend_pico": status.spend,
+                "forecast_pico": status.forecast.point if status.forecast else None,
+                "scope": json.dumps(budget.scope(), sort_keys=True),
+                "decided_at": now,
+            }
+        ],
+        ["budget", "period", "kind", "threshold"],
+    )
+    if not inserted:
+        return False
+    decision_id = conn.execute(
+        select(_decisions.c.id).where(_decisions.c.idempotency_key == key)
+    ).scalar_one()
+    insert_ignore(
+        conn,
+        _deliveries,
+        [
+            {"decision_id": decision_id, "channel": name, "status": "pending", "attempts": 0}
+            for name in budget.channels
+        ],
+        ["decision_id", "channel"],
+    )
+    return True
+
+
+def _deliver_pending(engine: Engine, config: BudgetConfig, at: datetime) -> list[DeliveryOutcome]:
+    now = int(at.timestamp())
+    me = uuid.uuid4().hex
+    query = (
+        select(
+            _deliveries.c.id.label("delivery_id"),
+            _deliveries.c.channel,
+            *(c for c in _decisions.c if c.name != "id"),
+        )
+        .join(_decisions, _decisions.c.id == _deliveries.c.decision_id)
+        .where(_deliveries.c.status == "pending")
+        .order_by(_decisions.c.id, _deliveries.c.id)
+    )
+    with engine.connect() as conn:
+        pending = [row._asdict() for row in conn.execute(query)]
+    outcomes = []
+    for row in pending:
+        outcomes.append(_deliver_one(engine, config, row, me, now))
+    return outcomes
+
+
+def _deliver_one(
+    engine: Engine, config: BudgetConfig, row: dict[str, Any], me: str, now: int
+) -> DeliveryOutcome:
+    delivery_id = row["delivery_id"]
+
+    def outcome(status: str, attempts: int, error: str | None = None) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            row["budget"],
+            row["period"],
+            row["kind"],
+            Decimal(row["threshold"]),
+            row["channel"],
+            status,
+            attempts,
+            error,
+        )
+
+    channel = config.channels.get(row["channel"])
+    if channel is None:
+        return outcome("skipped", 0, f"channel {row['channel']!r} is no longer configured")
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            update(_deliveries)
+            .where(
+                _deliveries.c.id == delivery_id,
+                _deliveries.c.status == "pending",
+                (_deliveries.c.claimed_at.is_(None))
+                | (_deliveries.c.claimed_at < now - CLAIM_LEASE_SECONDS),
+            )
+            .values(claimed_by=me, claimed_at=now)
+        ).rowcount
+    if claimed != 1:
+        return outcome("skipped", 0, "another check is delivering it")
+    alert = Alert(
+        budget=row["budget"],
+        period=row["period"],
+        kind=row["kind"],
+        threshold=Decimal(row["threshold"]),
+        amount=from_pico(row["amount_pico"]),
+        spend=from_pico(row["spend_pico"]),
+        forecast=None if row["forecast_pico"] is None else from_pico(row["forecast_pico"]),
+        scope=json.loads(row["scope"]),
+        idempotency_key=row["idempotency_key"],
+    )
+    error: str | None = None
+    try:
+        deliver(channel, alert)
+    except DeliveryError as exc:
+        error = str(exc)
+    values: dict[str, Any] = {
+        "attempts": _deliveries.c.attempts + 1,
+        "last_attempt_at": now,
+        "claimed_by": None,
+        "claimed_at": None,
+    }
+    if error is None:
+        values |= {"status": "delivered", "delivered_at": now, "last_error": None}
+    else:
+        values |= {"last_error": error}
+    with engine.begin() as conn:
+        conn.execute(
+            update(_deliveries)
+            .where(_deliveries.c.id == delivery_id, _deliveries.c.claimed_by == me)
+            .values(**values)
+        )
+        attempts = conn.execute(
+            select(_deliveries.c.attempts).where(_deliveries.c.id == delivery_id)
+        ).scalar_one()
+    return outcome("delivered" if error is None else "failed", int(attempts), error)

@@ -1,0 +1,506 @@
+"""Budgets and alert channels from budgets.toml, and the UTC periods budgets run over.
+
+The file is validated as a whole, like the price book: every problem is reported
+together with its file and key path. Channel settings may say `${VAR}` to read the
+environment, so webhook URLs and SMTP passwords stay out of the file; an unset
+variable is a problem naming the key and the variable, and no message ever repeats
+a channel's URL, address or credential (expanded or not).
+
+Periods are UTC calendar periods: monthly (label 2026-11), ISO weeks starting on
+Monday (2026-W48), days (2026-11-25). Start inclusive, end exclusive.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ledger.errors import BudgetConfigError, Problem
+from ledger.money import D, to_pico
+
+CHANNEL_TYPES = ("webhook", "slack", "email", "log")
+PERIODS = ("monthly", "weekly", "daily")
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+NAME_MAX = 128
+
+_TOP_KEYS = {"channel", "budget"}
+_CHANNEL_KEYS = {
+    "webhook": {"name", "type", "url"},
+    "slack": {"name", "type", "url"},
+    "email": {"name", "type", "to", "smtp_url", "from"},
+    "log": {"name", "type"},
+}
+_BUDGET_KEYS = {
+    "name",
+    "amount",
+    "period",
+    "models",
+    "projects",
+    "thresholds",
+    "forecast_thresholds",
+    "channels",
+}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+# --- periods --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """A UTC calendar period: [start, end) in days, with its label."""
+
+    kind: str  # monthly | weekly | daily
+    start: date
+    end: date  # exclusive
+
+    @property
+    def label(self) -> str:
+        if self.kind == "monthly":
+            return f"{self.start.year:04d}-{self.start.month:02d}"
+        if self.kind == "weekly":
+            year, week, _ = self.start.isocalendar()
+            return f"{year:04d}-W{week:02d}"
+        return self.start.isoformat()
+
+    @property
+    def start_ts(self) -> int:
+        return day_ts(self.start)
+
+    @property
+    def end_ts(self) -> int:
+        return day_ts(self.end)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+
+def day_ts(day: date) -> int:
+    """Unix seconds of a UTC midnight."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def period_containing(kind: str, on: date) -> Period:
+    """The monthly, weekly (ISO, Monday start) or daily UTC period that contains `on`."""
+    if kind == "monthly":
+        start = on.replace(day=1)
+        end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+        return Period(kind, start, end)
+    if kind == "weekly":
+        start = on - timedelta(days=on.weekday())
+        return Period(kind, start, start + timedelta(days=7))
+    if kind == "daily":
+        return Period(kind, on, on + timedelta(days=1))
+    raise ValueError(f"unknown period {kind!r}")
+
+
+def parse_month(text: str) -> Period:
+    """A YYYY-MM month label as a monthly period; ValueError when it is not one."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"{text!r} is not a month (YYYY-MM)")
+    return period_containing("monthly", date(int(match.group(1)), int(match.group(2)), 1))
+
+
+def utc_now(now: datetime | int | None = None) -> datetime:
+    """`now` as an aware UTC datetime (default: the clock); naive datetimes are refused."""
+    if now is None:
+        return datetime.now(UTC)
+    if isinstance(now, int):
+        return datetime.fromtimestamp(now, UTC)
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: ftledger works in UTC, pass an aware datetime")
+    return now.astimezone(UTC)
+
+
+# --- configuration --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where alerts go. Secret fields are kept out of repr, so they cannot leak by printing."""
+
+    name: str
+    type: str
+    url: str | None = field(default=None, repr=False)
+    to: tuple[str, ...] = field(default=(), repr=False)
+    smtp_url: str | None = field(default=None, repr=False)
+    sender: str = field(default="ftledger@localhost", repr=False)
+    resolved: bool = True  # False: loaded without reading secrets (status, forecast)
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    amount: Decimal  # USD per period
+    period: str
+    models: tuple[str, ...] = ()  # fnmatch patterns; empty: every model
+    projects: tuple[str, ...] = ()  # project ids; empty: every project
+    thresholds: tuple[Decimal, ...] = (Decimal(100),)  # percent, on actual spend
+    forecast_thresholds: tuple[Decimal, ...] = ()  # percent, on forecast spend
+    channels: tuple[str, ...] = ()
+
+    @property
+    def amount_pico(self) -> int:
+        return to_pico(self.amount)
+
+    def scope(self) -> dict[str, list[str]]:
+        return {"models": list(self.models), "projects": list(self.projects)}
+
+    def matches_model(self, model: str) -> bool:
+        """fnmatch semantics, case-sensitive: `*`, `?`, `[seq]`."""
+        return not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)
+
+    def matches_project(self, project: str) -> bool:
+        return not self.projects or project in self.projects
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    channels: dict[str, Channel]
+    budgets: tuple[Budget, ...]
+    source: str = "budgets.toml"
+
+
+def load_budgets(
+    path: Path, *, env: Mapping[str, str] | None = None, resolve_secrets: bool = True
+) -> BudgetConfig:
+    """Read and validate budgets.toml; raise BudgetConfigError listing every problem.
+
+    With resolve_secrets=False, `${VAR}` values are left unexpanded and unchecked, so
+    commands that only read spend (status, forecast) work without the secrets.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return BudgetConfig({}, (), str(path))
+    except OSError as exc:
+        raise BudgetConfigError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BudgetConfigError([Problem(str(path), f"not UTF-8 (byte {exc.start})")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BudgetConfigError([Problem(str(path), f"not valid TOML: {exc}")]) from None
+    return parse_budgets(
+        data,
+        source=str(path),
+        env=os.environ if env is None else env,
+        resolve_secrets=resolve_secrets,
+    )
+
+
+def parse_budgets(
+    data: dict[str, Any],
+    *,
+    source: str,
+    env: Mapping[str, str],
+    resolve_secrets: bool = True,
+) -> BudgetConfig:
+    problems: list[Problem] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(Problem(f"{source}: {key}" if key else source, message))
+
+    for key in sorted(set(data) - _TOP_KEYS):
+        problem(key, "unknown key")
+    channels: dict[str, Channel] = {}
+    for i, raw in enumerate(_tables(data, "channel", problem)):
+        channel = _parse_channel(raw, f"channel[{i}]", env, resolve_secrets, problem)
+        if channel is None:
+            continue
+        if channel.name in channels:
+            problem(f"channel[{i}].name", f"{channel.name!r} is already defined")
+        else:
+            channels[channel.name] = channel
+    channel_names = {
+        str(raw.get("name")) for raw in _tables(data, "channel", lambda *a: None) if "name" in raw
+    }
+    budgets: list[Budget] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(_tables(data, "budget", problem)):
+        budget = _parse_budget(raw, f"budget[{i}]", channel_names, problem)
+        if budget is None:
+            continue
+        if budget.name in seen:
+            problem(f"budget[{i}].name", f"{budget.name!r} is already defined")
+        seen.add(budget.name)
+        budgets.append(budget)
+    if problems:
+        raise BudgetConfigError(problems)
+    return BudgetConfig(channels, tuple(budgets), source)
+
+
+def _tables(data: dict[str, Any], key: str, problem: Any) -> list[dict[str, Any]]:
+    raw = data.get(key, [])
+    if not isinstance(raw, list):
+        problem(key, f"must be an array of tables ([[{key}]])")
+        return []
+    tables = []
+    for i, item in enumerate(raw):
+        if isinstance(item, dict):
+            tables.append(item)
+        else:
+            problem(f"{key}[{i}]", "must be a table")
+    return tables
+
+
+def _name(raw: dict[str, Any], key: str, problem: Any) -> str | None:
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problem(f"{key}.name", "is required (a non-empty string)")
+        return None
+    if len(name) > NAME_MAX:
+        problem(f"{key}.name", f"is longer than {NAME_MAX} characters")
+        return None
+    return name
+
+
+def _parse_channel(
+    raw: dict[str, Any],
+    key: str,
+    env: Mapping[str, str],
+    resolve: bool,
+    problem: Any,
+) -> Channel | None:
+    ok = True
+    name = _name(raw, key, problem)
+    kind = raw.get("type")
+    if kind not in CHANNEL_TYPES:
+        problem(f"{key}.type", f"{kind!r} is not one of {', '.join(CHANNEL_TYPES)}")
+        return None
+    for extra in sorted(set(raw) - _CHANNEL_KEYS[kind]):
+        problem(f"{key}.{extra}", f"unknown key for a {kind} channel")
+        ok = False
+
+    def text(field_name: str, required: bool) -> str | None:
+        value = raw.get(field_name)
+        if value is None:
+            if required:
+                problem(f"{key}.{field_name}", "is required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            problem(f"{key}.{field_name}", "must be a non-empty string")
+            return None
+        return _expand(value, f"{key}.{field_name}", env, resolve, problem)
+
+    url = smtp_url = None
+    to: list[str] = []
+    sender = "ftledger@localhost"
+    if kind in ("webhook", "slack"):
+        url = text("url", True)
+        if url is not None and not _unresolved(url) and not _http_url(url):
+            problem(f"{key}.url", "must be an http:// or https:// URL")
+            url = None
+        ok = ok and url is not None
+    elif kind == "email":
+        smtp_url = text("smtp_url", True)
+        if smtp_url is not None and not _unresolved(smtp_url):
+            message = _smtp_url_problem(smtp_url)
+            if message:
+                problem(f"{key}.smtp_url", message)
+                smtp_url = None
+        raw_to = raw.get("to")
+        if not isinstance(raw_to, list) or not raw_to:
+            problem(f"{key}.to", "is required (a list of email addresses)")
+            ok = False
+        else:
+            for j, address in enumerate(raw_to):
+                where = f"{key}.to[{j}]"
+                if not isinstance(address, str):
+                    problem(where, "must be a string")
+                    ok = False
+                    continue
+                expanded = _expand(address, where, env, resolve, problem)
+                if expanded is None:
+                    ok = False
+                elif not _unresolved(expanded) and "@" not in expanded:
+                    problem(where, "is not an email address")
+                    ok = False
+                else:
+                    to.append(expanded)
+        from_value = text("from", False)
+        if from_value is not None:
+            sender = from_value
+        elif "from" in raw:
+            ok = False
+        ok = ok and smtp_url is not None
+    if not ok or name is None:
+        return None
+    return Channel(name, kind, url, tuple(to), smtp_url, sender, resolved=resolve)
+
+
+def _expand(
+    value: str, key: str, env: Mapping[str, str], resolve: bool, problem: Any
+) -> str | None:
+    """Replace ${VAR} from the environment; unset or empty variables are problems."""
+    if not resolve:
+        return value
+    missing = [m.group(1) for m in _VAR.finditer(value) if not env.get(m.group(1))]
+    if missing:
+        for var in dict.fromkeys(missing):
+            state = "is empty" if var in env else "is not set"
+            problem(key, f"environment variable {var} {state}")
+        return None
+    return _VAR.sub(lambda m: env[m.group(1)], value)
+
+
+def _unresolved(value: str) -> bool:
+    return _VAR.search(value) is not None
+
+
+def _http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _smtp_url_problem(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "is not a valid URL (smtp://user:password@host:port)"
+    if parts.scheme not in SMTP_SCHEMES:
+        return f"must start with {', '.join(s + '://' for s in SMTP_SCHEMES)}"
+    if not parts.hostname:
+        return "has no host (smtp://user:password@host:port)"
+    if port == 0:
+        return "has port 0"
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if set(query) - {"starttls"}:
+        return "accepts only the query parameter starttls=1"
+    if query.get("starttls", ["1"])[-1] not in ("0", "1", "true", "false"):
+        return "starttls must be 1 or 0"
+    return None
+
+
+def _percents(value: Any, key: str, problem: Any) -> tuple[Decimal, ...] | None:
+    if not isinstance(value, list):
+        problem(key, "must be a list of percentages, e.g. [50, 80, 100]")
+        return None
+    result: list[Decimal] = []
+    ok = True
+    for j, item in enumerate(value):
+        where = f"{key}[{j}]"
+        if isinstance(item, bool) or not isinstance(item, int | float | str):
+            problem(where, f"{item!r} is not a number")
+            ok = False
+            continue
+        try:
+            # A TOML float is converted through its shortest text, which is what was written.
+            percent = Decimal(str(item).strip())
+        except InvalidOperation:
+            problem(where, f"{item!r} is not a number")
+            ok = False
+            continue
+        if not percent.is_finite() or percent <= 0 or percent > 10_000:
+            problem(where, f"{item} must be greater than 0 and at most 10000")
+            ok = False
+        elif percent.as_tuple().exponent < -4:  # type: ignore[operator]
+            problem(where, f"{item} has more than 4 decimal places")
+            ok = False
+        elif percent in result:
+            problem(where, f"{item} is listed twice")
+            ok = False
+        else:
+            result.append(percent)
+    return tuple(sorted(result)) if ok else None
+
+
+def _strings(value: Any, key: str, what: str, problem: Any) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        problem(key, f"must be a list of {what}")
+        return None
+    return tuple(value)
+
+
+def _parse_budget(
+    raw: dict[str, Any], key: str, channel_names: set[str], problem: Any
+) -> Budget | None:
+    ok = True
+    for extra in sorted(set(raw) - _BUDGET_KEYS):
+        problem(f"{key}.{extra}", "unknown key")
+        ok = False
+    name = _name(raw, key, problem)
+    amount = _amount(raw.get("amount"), f"{key}.amount", problem)
+    period = raw.get("period", "monthly")
+    if period not in PERIODS:
+        problem(f"{key}.period", f"{period!r} is not one of {', '.join(PERIODS)}")
+        ok = False
+    models = _strings(raw.get("models", []), f"{key}.models", "model name patterns", problem)
+    projects = _strings(raw.get("projects", []), f"{key}.projects", "project ids", problem)
+    thresholds = _percents(raw.get("thresholds", [100]), f"{key}.thresholds", problem)
+    forecast = _percents(raw.get("forecast_thresholds", []), f"{key}.forecast_thresholds", problem)
+    if forecast and period == "daily":
+        problem(
+            f"{key}.forecast_thresholds",
+            "a daily budget has no forecast (a forecast needs 3 days of data in the period)",
+        )
+        ok = False
+    if thresholds is not None and forecast is not None and not thresholds and not forecast:
+        problem(key, "has no thresholds and no forecast_thresholds: it would never alert")
+        ok = False
+    channels: tuple[str, ...] | None = None
+    if "channels" not in raw:
+        problem(f"{key}.channels", "is required (names of [[channel]] tables)")
+    else:
+        channels = _strings(raw["channels"], f"{key}.channels", "channel names", problem)
+    if channels is not None:
+        if not channels:
+            problem(f"{key}.channels", "is empty: name at least one [[channel]]")
+            ok = False
+        for j, channel in enumerate(channels):
+            if channel not in channel_names:
+                problem(f"{key}.channels[{j}]", f"no channel named {channel!r}")
+                ok = False
+    values = (name, amount, models, projects, thresholds, forecast, channels)
+    if not ok or any(v is None for v in values):
+        return None
+    assert name and amount is not None and channels is not None
+    return Budget(
+        name=name,
+        amount=amount,
+        period=str(period),
+        models=models or (),
+        projects=projects or (),
+        thresholds=thresholds or (),
+        forecast_thresholds=forecast or (),
+        channels=channels,
+    )
+
+
+def _amount(value: Any, key: str, problem: Any) -> Decimal | None:
+    if value is None:
+        problem(key, 'is required (USD per period as a decimal string, e.g. "500.00")')
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        kind = "a float" if isinstance(value, float) else type(value).__name__
+        problem(key, f'{value!r} is {kind}; write amounts as decimal strings, e.g. "500.00"')
+        return None
+    try:
+        amount = D(value)
+    except ValueError:
+        problem(key, f"{value!r} is not a decimal")
+        return None
+    if amount <= 0:
+        problem(key, f"{amount} must be greater than 0")
+        return None
+    try:
+        to_pico(amount)
+    except ValueError:
+        problem(key, f"{amount} has more than 12 decimal places")
+        return None
+    return amount

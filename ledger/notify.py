@@ -1,0 +1,203 @@
+"""Alert channels: webhook (JSON POST), Slack incoming webhook, email (SMTP) and log.
+
+Every channel gets the same Alert; a channel that does not accept it raises
+DeliveryError, whose message names the channel and what went wrong but never its URL,
+address or credentials. HTTP goes through the standard library with a timeout and
+without following redirects (a redirect is a failure: the body would be dropped).
+
+SMTP URLs: smtp://user:password@host:port (plain, port 25), smtp+starttls://... or
+smtp://...?starttls=1 (STARTTLS, port 587; refused if the server does not offer it),
+smtps://... (TLS from the start, port 465). User and password are percent-decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from decimal import Decimal
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ledger.budgets import Channel
+from ledger.errors import DeliveryError
+from ledger.money import display
+
+TIMEOUT_SECONDS = 10.0
+USER_AGENT = "ftledger-alerts/1"
+log = logging.getLogger("ledger.alerts")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What an alert says; the same content on every retry."""
+
+    budget: str
+    period: str
+    kind: str  # actual | forecast
+    threshold: Decimal  # percent
+    amount: Decimal
+    spend: Decimal
+    forecast: Decimal | None
+    scope: dict[str, list[str]] = field(default_factory=dict)
+    idempotency_key: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        """The webhook body: decimal strings for money, a number for the threshold."""
+        threshold: int | float = (
+            int(self.threshold)
+            if self.threshold == self.threshold.to_integral_value()
+            else float(self.threshold)
+        )
+        return {
+            "budget": self.budget,
+            "period": self.period,
+            "kind": self.kind,
+            "threshold": threshold,
+            "amount": str(self.amount),
+            "spend": display(self.spend),
+            "forecast": display(self.forecast),
+            "scope": self.scope,
+            "idempotency_key": self.idempotency_key,
+        }
+
+    def text(self) -> str:
+        """One readable sentence, for Slack and email."""
+        threshold = f"{self.threshold.normalize():f}%"
+        amount = display(self.amount, 2)
+        if self.kind == "forecast":
+            head = (
+                f"Budget {self.budget} is forecast to reach {threshold} of ${amount} "
+                f"in {self.period}: forecast ${display(self.forecast, 2)}, "
+                f"spent so far ${display(self.spend, 2)}."
+            )
+        else:
+            head = (
+                f"Budget {self.budget} has reached {threshold} of ${amount} in {self.period}: "
+                f"spent ${display(self.spend, 2)}"
+                + (
+                    f", forecast ${display(self.forecast, 2)}."
+                    if self.forecast is not None
+                    else "."
+                )
+            )
+        models = ", ".join(self.scope.get("models", [])) or "all models"
+        projects = ", ".join(self.scope.get("projects", [])) or "all projects"
+        return f"{head}\nScope: {models}; {projects}."
+
+
+def deliver(channel: Channel, alert: Alert, *, timeout: float = TIMEOUT_SECONDS) -> None:
+    """Send `alert` to `channel`; DeliveryError when the channel did not accept it."""
+    if not channel.resolved:
+        raise DeliveryError(f"channel {channel.name!r}: its secrets were not loaded")
+    if channel.type == "webhook":
+        _post_json(channel, alert.payload(), alert.idempotency_key, timeout)
+    elif channel.type == "slack":
+        _post_json(channel, {"text": alert.text()}, alert.idempotency_key, timeout)
+    elif channel.type == "email":
+        _send_email(channel, alert, timeout)
+    elif channel.type == "log":
+        log.warning(json.dumps({"event": "budget_alert", **alert.payload()}, sort_keys=True))
+    else:
+        raise DeliveryError(f"channel {channel.name!r}: unknown type {channel.type!r}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _post_json(channel: Channel, body: dict[str, Any], key: str, timeout: float) -> None:
+    assert channel.url is not None
+    request = urllib.request.Request(
+        channel.url,
+        data=json.dumps(body).encode("utf-8"),
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            "User-Agent": USER_AGENT,
+        },
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    where = f"{channel.type} channel {channel.name!r}"
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise DeliveryError(f"{where}: HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise DeliveryError(f"{where}: {_reason(exc.reason)}") from None
+    except TimeoutError:
+        raise DeliveryError(f"{where}: no answer within {timeout:g}s") from None
+    except OSError as exc:
+        raise DeliveryError(f"{where}: {_reason(exc)}") from None
+
+
+def _reason(reason: object) -> str:
+    """A failure's kind without its text: socket and SSL messages may quote the host."""
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, OSError) and reason.errno is not None:
+        return f"{type(reason).__name__} (errno {reason.errno})"
+    return type(reason).__name__ if isinstance(reason, BaseException) else "connection failed"
+
+
+def _send_email(channel: Channel, alert: Alert, timeout: float) -> None:
+    assert channel.smtp_url is not None
+    parts = urlsplit(channel.smtp_url)
+    query = parse_qs(parts.query)
+    starttls = parts.scheme == "smtp+starttls" or query.get("starttls", ["0"])[-1] in (
+        "1",
+        "true",
+    )
+    implicit_tls = parts.scheme == "smtps"
+    port = parts.port or (465 if implicit_tls else 587 if starttls else 25)
+    message = EmailMessage()
+    message["Subject"] = (
+        f"[ftledger] {alert.budget}: {alert.kind} spend at "
+        f"{alert.threshold.normalize():f}% of budget ({alert.period})"
+    )
+    message["From"] = channel.sender
+    message["To"] = ", ".join(channel.to)
+    message["Message-ID"] = f"<{alert.idempotency_key}@ftledger>"
+    message["X-Idempotency-Key"] = alert.idempotency_key
+    message.set_content(
+        alert.text() + "\n\n" + json.dumps(alert.payload(), indent=2, sort_keys=True) + "\n"
+    )
+    where = f"email channel {channel.name!r}"
+    context = ssl.create_default_context()
+    try:
+        smtp: smtplib.SMTP
+        if implicit_tls:
+            smtp = smtplib.SMTP_SSL(parts.hostname or "", port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(parts.hostname or "", port, timeout=timeout)
+        with smtp:
+            if starttls:
+                smtp.starttls(context=context)
+            if parts.username:
+                smtp.login(unquote(parts.username), unquote(parts.password or ""))
+            smtp.send_message(message)
+    except smtplib.SMTPNotSupportedError:
+        raise DeliveryError(f"{where}: the server does not offer STARTTLS") from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(f"{where}: login refused (SMTP {exc.smtp_code})") from None
+    except smtplib.SMTPRecipientsRefused:
+        raise DeliveryError(f"{where}: every recipient was refused") from None
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryError(f"{where}: SMTP {exc.smtp_code}") from None
+    except smtplib.SMTPException as exc:
+        raise DeliveryError(f"{where}: {type(exc).__name__}") from None
+    except TimeoutError:
+        raise DeliveryError(f"{where}: no answer within {timeout:g}s") from None
+    except OSError as exc:
+        raise DeliveryError(f"{where}: {_reason(exc)}") from None
