@@ -73,7 +73,7 @@ MODERATION_MODEL = "omni-moderation-latest"
 MODERATION_BATCH = 32
 DEFAULT_MAX_PAGES = 1000
 RETRYABLE = frozenset({408, 409, 429})
-_KEY_LIKE = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_*.\-]{3,}|Bearer\s+\S+", re.IGNORECASE)
+_KEY_LIKE = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_*\-]{3,}|Bearer\s+\S+", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 
