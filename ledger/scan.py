@@ -131,7 +131,15 @@ def scan_file(
 
 
 def _pool(workers: int) -> multiprocessing.pool.Pool:
-    """A fork pool where the platform has fork (workers inherit the loaded encoding)."""
+    """A fork pool where the platform has fork: workers share the loaded encoding's pages.
+
+    gc.freeze() first, so the workers' garbage collector does not touch (and so copy)
+    every object inherited from the parent.
+    """
+    import gc
+
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return context.Pool(workers)
+    if "fork" not in methods:
+        return multiprocessing.get_context().Pool(workers)
+    gc.freeze()
+    return multiprocessing.get_context("fork").Pool(workers)

@@ -111,9 +111,15 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     """The encoding `name`, built once per process from verified local data."""
     import tiktoken
 
-    return tiktoken.Encoding(
+    encoding = tiktoken.Encoding(
         name,
         pat_str=PAT_STR[name],
         mergeable_ranks=parse_ranks(rank_file_bytes(name)),
         special_tokens=SPECIAL_TOKENS[name],
     )
+    # tiktoken keeps the Python rank dict (~30 MB for o200k) only to pickle the encoding;
+    # the Rust core has its own copy and we never pickle encodings (workers fork or
+    # rebuild), so let it go: every forked worker would otherwise carry it too.
+    if isinstance(getattr(encoding, "_mergeable_ranks", None), dict):
+        encoding._mergeable_ranks = {}
+    return encoding
