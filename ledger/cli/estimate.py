@@ -118,6 +118,9 @@ def _print_report(fmt: Format, result: Estimate, document: dict[str, Any]) -> No
     }
     for key, value in (document.get("token_distribution") or {}).items():
         summary[f"tokens_{key}"] = value
+    for key in ("checked_lines", "flagged_lines"):
+        if "moderation" in document:
+            summary[f"moderation_{key}"] = document["moderation"][key]
     if fmt is Format.csv:
         emit(fmt, [summary], list(summary))
         return
