@@ -11,6 +11,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 
 from ledger.domain import UsageKey, UsageObservation
@@ -120,41 +121,81 @@ def _numbered(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, li
         line = getattr(reader, "line_num", line) + 1
 
 
+_FIELDS = (
+    "start_time",
+    "end_time",
+    "model",
+    "project_id",
+    "api_key_id",
+    "user_id",
+    "batch",
+    "service_tier",
+    "num_model_requests",
+    "input_tokens",
+    "input_cached_tokens",
+    "output_tokens",
+)
+
+
 def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], UsageObservation]:
-    def cell(row: list[str], name: str) -> str:
-        i = columns.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
+    """A parser for rows of this header: a fast path for clean rows, a careful one for errors.
+
+    A missing optional column reads as the empty cell appended to every row.
+    """
+    width = len(columns)
+    fields = itemgetter(*(columns.get(name, width) for name in _FIELDS))
 
     def parse(row: list[str]) -> UsageObservation:
-        if len(row) < len(columns):
-            raise _BadValue(f"has {len(row)} fields, the header has {len(columns)}")
-        start = _time(cell(row, "start_time"), "start_time")
-        end = _time(cell(row, "end_time"), "end_time")
-        if end <= start:
-            raise _BadValue(f"end_time {end} is not after start_time {start}")
-        model = cell(row, "model")
-        if not model:
-            raise _BadValue("model is empty")
-        inp = _count(cell(row, "input_tokens"), "input_tokens")
-        cached = _count(cell(row, "input_cached_tokens"), "input_cached_tokens")
-        out = _count(cell(row, "output_tokens"), "output_tokens")
-        requests = _count(cell(row, "num_model_requests"), "num_model_requests")
-        if cached > inp:
-            raise _BadValue(f"input_cached_tokens {cached} exceeds input_tokens {inp}")
-        key = UsageKey(
+        if len(row) < width:
+            raise _BadValue(f"has {len(row)} fields, the header has {width}")
+        row.append("")
+        start, end, model, project, key, user, batch, tier, req, inp, cached, out = fields(row)
+        try:
+            counts = (int(req or 0), int(inp), int(cached or 0), int(out))
+            times = (int(start), int(end))
+            is_batch = _BOOLS[batch.strip().lower()]
+        except (ValueError, KeyError):
+            return _careful(fields(row), source)
+        model = model.strip()
+        if min(counts) < 0 or counts[2] > counts[1] or times[1] <= times[0] or not model:
+            return _careful(fields(row), source)
+        usage_key = UsageKey(
             source,
-            start,
-            end,
+            *times,
             model,
-            cell(row, "project_id"),
-            cell(row, "api_key_id"),
-            cell(row, "user_id"),
-            _bool(cell(row, "batch")),
-            cell(row, "service_tier"),
+            project.strip(),
+            key.strip(),
+            user.strip(),
+            is_batch,
+            tier.strip(),
         )
-        return UsageObservation(key, requests, inp, cached, out)
+        return UsageObservation(usage_key, *counts)
 
     return parse
+
+
+_BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+
+
+def _careful(cells: tuple[str, ...], source: str) -> UsageObservation:
+    """Parse one row cell by cell, raising _BadValue with the first problem found."""
+    start_s, end_s, model, project, key, user, batch, tier, req_s, in_s, cached_s, out_s = (
+        c.strip() for c in cells
+    )
+    start = _time(start_s, "start_time")
+    end = _time(end_s, "end_time")
+    if end <= start:
+        raise _BadValue(f"end_time {end} is not after start_time {start}")
+    if not model:
+        raise _BadValue("model is empty")
+    inp = _count(in_s, "input_tokens")
+    cached = _count(cached_s, "input_cached_tokens")
+    out = _count(out_s, "output_tokens")
+    requests = _count(req_s, "num_model_requests")
+    if cached > inp:
+        raise _BadValue(f"input_cached_tokens {cached} exceeds input_tokens {inp}")
+    usage_key = UsageKey(source, start, end, model, project, key, user, _bool(batch), tier)
+    return UsageObservation(usage_key, requests, inp, cached, out)
 
 
 def _count(text: str, name: str) -> int:

@@ -58,14 +58,18 @@ class PostResult:
         self.unpriced_models |= other.unpriced_models
 
 
-@dataclass(frozen=True)
-class _Held:
-    """What the ledger holds for a key: the sums of its entries and its last revision."""
+# What the ledger holds for a key: (last revision, requests, input, cached, output,
+# cost, base cost) summed over its entries. Plain tuples: there may be millions.
+_Held = tuple[Any, ...]
 
-    revision: int
-    counts: tuple[int, int, int, int]
-    cost: int
-    base_cost: int
+
+def _combine(before: _Held, entry: _Held) -> _Held:
+    rev, *sums = before
+    return (max(rev, entry[0]), *(_add(a, b) for a, b in zip(sums, entry[1:], strict=True)))
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 def post_usage(
@@ -83,24 +87,31 @@ def post_usage(
     held = _held_sums(conn, observations)
     pricer = UsagePricer(book)
     rows: list[tuple[Any, ...]] = []
+    version = book.version
     for key, obs in observations.items():
         counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
         before = held.get(key)
-        if before is not None and before.counts == counts:
+        if before is not None and before[1:5] == counts:
             result.unchanged += 1
             continue
         cost, base_cost = pricer.price(obs)
         if cost is None:
             result.unpriced_models.add(key.model)
-        prev = before or _Held(0, (0, 0, 0, 0), 0, 0)
+        if before is None:
+            rows.append((*key, 1, *counts, cost, base_cost, version, recorded_at))
+            continue
+        rev, req, inp, cached, out, held_cost, held_base = before
         rows.append(
             (
                 *key,
-                prev.revision + 1,
-                *(new - old for new, old in zip(counts, prev.counts, strict=True)),
-                None if cost is None else cost - prev.cost,
-                None if base_cost is None else base_cost - prev.base_cost,
-                book.version,
+                rev + 1,
+                counts[0] - req,
+                counts[1] - inp,
+                counts[2] - cached,
+                counts[3] - out,
+                None if cost is None else cost - (held_cost or 0),
+                None if base_cost is None else base_cost - (held_base or 0),
+                version,
                 recorded_at,
             )
         )
@@ -112,36 +123,37 @@ def post_usage(
 def _held_sums(
     conn: Connection, observations: Mapping[UsageKey, UsageObservation]
 ) -> dict[UsageKey, _Held]:
-    """Current sums for the given keys, read with one grouped query over their time span."""
+    """Current sums for the given keys, from one range scan over their time span.
+
+    Summing in Python beats GROUP BY here: almost every key has a single entry, and
+    SQLite would otherwise sort the whole span by nine text columns.
+    """
     starts = [k.bucket_start for k in observations]
     sources = sorted({k.source for k in observations})
-    key_cols = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
-    query = (
-        select(
-            *key_cols,
-            func.max(_usage.c.revision),
-            func.sum(_usage.c.requests),
-            func.sum(_usage.c.input_tokens),
-            func.sum(_usage.c.cached_tokens),
-            func.sum(_usage.c.output_tokens),
-            func.coalesce(func.sum(_usage.c.cost_pico), 0),
-            func.coalesce(func.sum(_usage.c.base_cost_pico), 0),
-        )
-        .where(
-            _usage.c.source.in_(sources),
-            _usage.c.bucket_start.between(min(starts), max(starts)),
-        )
-        .group_by(*key_cols)
+    mark = _param_mark(conn)
+    sql = (
+        f"SELECT {', '.join(USAGE_KEY_COLUMNS)}, revision, requests, input_tokens, "
+        f"cached_tokens, output_tokens, cost_pico, base_cost_pico FROM {_usage.name} "
+        f"WHERE source IN ({', '.join([mark] * len(sources))}) "
+        f"AND bucket_start BETWEEN {mark} AND {mark}"
     )
-    held: dict[UsageKey, _Held] = {}
     width = len(USAGE_KEY_COLUMNS)
-    for row in conn.execute(query):
-        key = UsageKey(*row[:width])
-        if key in observations:
-            rev, req, inp, cached, out, cost, base = row[width:]
-            held[key] = _Held(
-                int(rev), (int(req), int(inp), int(cached), int(out)), int(cost), int(base)
-            )
+    held: dict[UsageKey, _Held] = {}
+    # The DBAPI cursor directly: a million rows through Result objects would cost seconds.
+    # A plain tuple hashes and compares like the UsageKey it stands for (and 0 like False).
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, (*sources, min(starts), max(starts)))
+        while batch := cursor.fetchmany(50_000):
+            for row in batch:
+                key = row[:width]
+                if key not in observations:
+                    continue
+                values = row[width:]
+                before = held.get(key)
+                held[key] = values if before is None else _combine(before, values)
+    finally:
+        cursor.close()
     return held
 
 
@@ -149,7 +161,7 @@ def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Bulk insert through the driver's executemany; a unique violation is a conflict."""
     if not rows:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = _param_mark(conn)
     sql = (
         f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
@@ -161,6 +173,10 @@ def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         raise ConflictError(
             "another writer posted the same usage at the same time; nothing was written"
         ) from None
+
+
+def _param_mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def _chunks(rows: Sequence[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:

@@ -1,0 +1,33 @@
+"""Shared by the benchmarks: timing whole processes and summarising ratios."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ftledger_cmd(*args: str) -> list[str]:
+    """Run the CLI with the same interpreter, so the benchmark uses this environment."""
+    return [sys.executable, "-m", "ledger", *args]
+
+
+def timed(cmd: Sequence[str], **kwargs: object) -> float:
+    """Wall-clock seconds of a whole process (start-up included); fails loudly."""
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    return time.perf_counter() - start
+
+
+def summary(name: str, ratios: list[float], target: float) -> str:
+    med = statistics.median(ratios)
+    verdict = "meets" if med <= target else "MISSES"
+    return (
+        f"{name}: median ratio {med:.2f} (range {min(ratios):.2f}-{max(ratios):.2f}, "
+        f"{len(ratios)} runs), target <= {target:.1f}: {verdict}"
+    )
