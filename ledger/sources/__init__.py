@@ -1,0 +1,1 @@
+"""Where observations come from: OpenAI (or its loopback sandbox) and CSV files."""
