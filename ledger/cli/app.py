@@ -9,6 +9,7 @@ import typer
 
 from ledger.cli import db as db_cli
 from ledger.cli import estimate as estimate_cli
+from ledger.cli import export as export_cli
 from ledger.cli import importer as import_cli
 from ledger.cli import poll as poll_cli
 from ledger.cli import prices as prices_cli
@@ -54,6 +55,7 @@ poll_cli.register(app)  # poll, status, serve, demo
 app.command("estimate")(estimate_cli.estimate)
 app.command("breakeven")(estimate_cli.breakeven)
 app.add_typer(report_cli.app, name="report")
+app.add_typer(export_cli.app, name="export")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,43 @@
+"""`ftledger export`: the ledger in formats other tools read (FinOps FOCUS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger.cli.common import app_context, write_text
+from ledger.cli.report import MonthOption, parse_month
+
+app = typer.Typer(help="Export ledger data for other tools.", no_args_is_help=True)
+
+
+@app.command("focus")
+def focus(
+    ctx: typer.Context,
+    month: MonthOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="CSV file to write (default: stdout).", dir_okay=False),
+    ] = None,
+    account_id: Annotated[str, typer.Option(help="FOCUS BillingAccountId.")] = "openai",
+    account_name: Annotated[
+        str, typer.Option(help="FOCUS BillingAccountName.")
+    ] = "OpenAI organization",
+) -> None:
+    """FinOps FOCUS 1.2 CSV of a month's usage and training charges.
+
+    One row per UTC day, model, project and standard/batch for usage, one per training
+    fee. EffectiveCost sums to the monthly report's total_cost. Periods are UTC, start
+    inclusive, end exclusive.
+
+    Example: ftledger export focus --month 2026-10 --output focus-2026-10.csv
+    """
+    from ledger.reports.focus import Account, focus_csv, focus_rows
+
+    app_ctx = app_context(ctx)
+    the_month = parse_month(month)
+    with app_ctx.engine.connect() as conn:
+        rows = focus_rows(conn, app_ctx.pricebook, the_month, Account(account_id, account_name))
+    write_text(focus_csv(rows), output)
