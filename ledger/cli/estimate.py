@@ -73,6 +73,13 @@ def estimate(
         bool,
         typer.Option("--moderate", help="Screen every example with OpenAI's moderation endpoint."),
     ] = False,
+    file_id: Annotated[
+        str,
+        typer.Option(
+            "--file-id",
+            help="With --record: OpenAI's id of the uploaded file, to match the job later.",
+        ),
+    ] = "",
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default: all cores).")
     ] = None,
@@ -86,6 +93,8 @@ def estimate(
 
     Example: ftledger estimate train.jsonl --model gpt-4o-mini --format json
     """
+    if file_id and not record:
+        raise typer.BadParameter("--file-id is stored with --record", param_hint="--file-id")
     from ledger.estimate import estimate as run_estimate
 
     app_ctx = app_context(ctx)
@@ -100,7 +109,7 @@ def estimate(
     if moderate:
         document["moderation"] = _moderate(file)
     if record:
-        document["recorded_id"] = _record(app_ctx, file, result)
+        document["recorded_id"] = _record(app_ctx, file, result, file_id)
     if fmt is Format.json:
         emit_json(document)
     else:
@@ -158,10 +167,32 @@ def _moderate(file: Path) -> dict[str, Any]:
     return moderate_file(file).as_dict()
 
 
-def _record(app_ctx: Any, file: Path, result: Estimate) -> int:
-    from ledger.estimates_store import record_estimate
+def _record(app_ctx: Any, file: Path, result: Estimate, file_id: str) -> int:
+    from ledger.store.estimates import record_estimate
 
-    return record_estimate(app_ctx.engine, file, result)
+    return record_estimate(
+        app_ctx.engine, file, result, price_version=app_ctx.pricebook.version,
+        openai_file_id=file_id,
+    )
+
+
+def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+    """Recorded estimates against the trained tokens and cost of the jobs that trained
+    their files, with the error in percent of the actual.
+
+    A job is matched through the OpenAI file id given with `estimate --record --file-id`.
+
+    Example: ftledger report estimates --format csv
+    """
+    from ledger.store.estimates import compare_estimates
+
+    rows = [c.as_dict() for c in compare_estimates(app_context(ctx).engine)]
+    columns = [
+        "estimate_id", "file", "model", "job_id", "estimated_trained_tokens",
+        "actual_trained_tokens", "tokens_error_pct", "estimated_cost", "actual_cost",
+        "cost_error_pct",
+    ]
+    emit(fmt, rows, columns, title="Estimates against actual training (USD)")
 
 
 def breakeven(

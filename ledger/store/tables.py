@@ -134,3 +134,4 @@ class Watermark(Base):
 
 
 from ledger.store.alert_tables import AlertDecision, AlertDelivery  # noqa: E402, F401
+from ledger.store.estimate_tables import TrainingEstimate  # noqa: E402, F401
