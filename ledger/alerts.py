@@ -221,30 +221,27 @@ def _decide(
     """Record a decision and its pending deliveries; False when it was already recorded."""
     budget, label = status.budget, status.period.label
     key = idempotency_key(budget.name, label, kind, threshold)
-    inserted = insert_ignore(
-        conn,
-        _decisions,
-        [
-            {
-                "budget": budget.name,
-                "period": label,
-                "kind": kind,
-                "threshold": _threshold_text(threshold),
-                "idempotency_key": key,
-                "amount_pico": budget.amount_pico,
-                "spend_pico": status.spend,
-                "forecast_pico": status.forecast.point if status.forecast else None,
-                "scope": json.dumps(budget.scope(), sort_keys=True),
-                "decided_at": now,
-            }
-        ],
-        ["budget", "period", "kind", "threshold"],
-    )
-    if not inserted:
-        return False
+    values = {
+        "budget": budget.name,
+        "period": label,
+        "kind": kind,
+        "threshold": _threshold_text(threshold),
+        "idempotency_key": key,
+        "amount_pico": budget.amount_pico,
+        "spend_pico": status.spend,
+        "forecast_pico": status.forecast.point if status.forecast else None,
+        "scope": json.dumps(budget.scope(), sort_keys=True),
+        "decided_at": now,
+    }
+    # One row, RETURNING: a row comes back only when this check inserted the decision.
     decision_id = conn.execute(
-        select(_decisions.c.id).where(_decisions.c.idempotency_key == key)
-    ).scalar_one()
+        _insert(conn)(_decisions)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["budget", "period", "kind", "threshold"])
+        .returning(_decisions.c.id)
+    ).scalar_one_or_none()
+    if decision_id is None:
+        return False
     insert_ignore(
         conn,
         _deliveries,
@@ -255,6 +252,17 @@ def _decide(
         ["decision_id", "channel"],
     )
     return True
+
+
+def _insert(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def _deliver_pending(engine: Engine, config: BudgetConfig, at: datetime) -> list[DeliveryOutcome]:

@@ -59,7 +59,7 @@ class Alert:
             "period": self.period,
             "kind": self.kind,
             "threshold": threshold,
-            "amount": str(self.amount),
+            "amount": display(self.amount),
             "spend": display(self.spend),
             "forecast": display(self.forecast),
             "scope": self.scope,

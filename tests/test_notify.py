@@ -39,7 +39,7 @@ def test_webhook_posts_the_payload_with_an_idempotency_key_header():
         "period": "2026-11",
         "kind": "actual",
         "threshold": 80,
-        "amount": "500.00",
+        "amount": "500.000000",
         "spend": "412.500000",
         "forecast": "630.123457",
         "scope": {

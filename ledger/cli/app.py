@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ledger.cli import budgets as budgets_cli
 from ledger.cli import db as db_cli
 from ledger.cli import estimate as estimate_cli
 from ledger.cli import export as export_cli
@@ -56,6 +57,8 @@ app.command("estimate")(estimate_cli.estimate)
 app.command("breakeven")(estimate_cli.breakeven)
 app.add_typer(report_cli.app, name="report")
 app.add_typer(export_cli.app, name="export")
+app.add_typer(budgets_cli.app, name="budgets")
+app.command("forecast")(budgets_cli.forecast)
 
 
 def main(argv: list[str] | None = None) -> None:

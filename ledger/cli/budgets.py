@@ -1,0 +1,233 @@
+"""`ftledger budgets check|status` and `ftledger forecast`: where spend stands and heads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ledger.cli.common import Format, FormatOption, app_context, emit
+
+if TYPE_CHECKING:
+    from ledger.alerts import BudgetStatus
+    from ledger.forecast import Forecast
+
+app = typer.Typer(
+    help="Budgets from config/budgets.toml: check thresholds and deliver alerts, show status.",
+    no_args_is_help=True,
+)
+
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="Evaluate as of this UTC time (ISO 8601), for what-ifs and tests.",
+        hidden=True,
+        show_default=False,
+    ),
+]
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--now") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _money(pico: int | None) -> str | None:
+    from ledger.money import pico_display
+
+    return pico_display(pico)
+
+
+def _forecast_cells(forecast: Forecast | None) -> dict[str, Any]:
+    return {
+        "forecast": _money(forecast.point) if forecast else None,
+        "forecast_low": _money(forecast.low) if forecast else None,
+        "forecast_high": _money(forecast.high) if forecast else None,
+        "method": forecast.method if forecast else None,
+    }
+
+
+@app.command("check")
+def check(ctx: typer.Context, fmt: FormatOption = Format.table, now: NowOption = None) -> None:
+    """Evaluate every budget now, record crossed thresholds and deliver pending alerts.
+
+    Each (budget, period, actual|forecast, threshold) alerts once; failed deliveries are
+    retried at the next check. Exit status 1 when a delivery failed.
+
+    Example: ftledger budgets check --format json
+    """
+    from ledger.alerts import run_budget_check
+
+    app_ctx = app_context(ctx)
+    result = run_budget_check(app_ctx.engine, app_ctx.settings, None, now=_now(now))
+    rows = [
+        {
+            "budget": d.budget,
+            "period": d.period,
+            "kind": d.kind,
+            "threshold": f"{d.threshold.normalize():f}",
+            "channel": d.channel,
+            "status": d.status,
+            "attempts": d.attempts,
+            "error": d.error,
+        }
+        for d in result.deliveries
+    ]
+    columns = ["budget", "period", "kind", "threshold", "channel", "status", "attempts", "error"]
+    title = (
+        f"Checked {len(result.statuses)} budget(s) at {result.checked_at:%Y-%m-%d %H:%M}Z: "
+        f"{len(result.decided)} new alert(s), {len(result.delivered)} delivered, "
+        f"{len(result.failed)} failed"
+    )
+    emit(fmt, rows, columns, title=title)
+    if result.failed:
+        typer.echo(
+            f"ftledger: {len(result.failed)} alert delivery(ies) failed; "
+            "they are retried at the next check",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _status_row(status: BudgetStatus) -> dict[str, Any]:
+    alerted = ", ".join(
+        f"{kind} {threshold.normalize():f}" + ("" if state == "delivered" else f" ({state})")
+        for kind, threshold, state in status.alerted
+    )
+    return {
+        "budget": status.budget.name,
+        "period": status.period.label,
+        "amount": _money(status.budget.amount_pico),
+        "spend": _money(status.spend),
+        "used_percent": str(status.used),
+        **_forecast_cells(status.forecast),
+        "crosses_on": status.crosses_on.isoformat() if status.crosses_on else None,
+        "alerted": alerted or None,
+        "unpriced_models": ",".join(status.unpriced_models) or None,
+    }
+
+
+@app.command("status")
+def status(ctx: typer.Context, fmt: FormatOption = Format.table, now: NowOption = None) -> None:
+    """Per budget: spend this period, % used, forecast, projected crossing, alerts sent.
+
+    Reads the ledger only; channel secrets are not needed.
+
+    Example: ftledger budgets status --format csv
+    """
+    from ledger.alerts import budget_config, budget_statuses
+
+    app_ctx = app_context(ctx)
+    config = budget_config(app_ctx.settings, resolve_secrets=False)
+    rows = [_status_row(s) for s in budget_statuses(app_ctx.engine, config, _now(now))]
+    columns = [
+        "budget",
+        "period",
+        "amount",
+        "spend",
+        "used_percent",
+        "forecast",
+        "forecast_low",
+        "forecast_high",
+        "method",
+        "crosses_on",
+        "alerted",
+        "unpriced_models",
+    ]
+    title = f"Budgets ({config.source})" if rows else f"No budgets defined in {config.source}"
+    emit(fmt, rows, columns, title=title)
+
+
+def forecast(
+    ctx: typer.Context,
+    month: Annotated[
+        str | None,
+        typer.Option(help="UTC month YYYY-MM (default: the current month).", show_default=False),
+    ] = None,
+    fmt: FormatOption = Format.table,
+    now: NowOption = None,
+) -> None:
+    """Month-end spend per model and in total, with a 90% interval, and the day each
+    monthly budget would be crossed.
+
+    No forecast before 3 days of data in the month; a run-rate until 14 days of history,
+    then a day-of-week-aware projection. A past month shows its actual spend.
+
+    Example: ftledger forecast --month 2026-11 --format json
+    """
+    from datetime import timedelta
+
+    from ledger.alerts import budget_config, evaluate
+    from ledger.budgets import parse_month, period_containing
+    from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
+    from ledger.store.spend import by_day, daily_spend, first_day
+
+    at = _now(now)
+    try:
+        period = parse_month(month) if month else period_containing("monthly", at.date())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+    if period.start > at.date():
+        raise typer.BadParameter(f"{period.label} has not started yet", param_hint="--month")
+    app_ctx = app_context(ctx)
+    config = budget_config(app_ctx.settings, resolve_secrets=False)
+    today = at.date()
+    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
+    rows: list[dict[str, Any]] = []
+    with app_ctx.engine.connect() as conn:
+        spend = daily_spend(
+            conn,
+            period_containing("daily", history_start).start_ts,
+            period.end_ts,
+        )
+        models = sorted({r.model for r in spend if r.day >= period.start})
+        for name in [*models, None]:
+
+            def accept(model: str, name: str | None = name) -> bool:
+                return name is None or model == name
+
+            daily = by_day(spend, accept)
+            projection = forecast_period(daily, period, today, first_day=first_day(spend, accept))
+            rows.append(
+                {
+                    "kind": "model" if name else "total",
+                    "name": name or "TOTAL",
+                    "spend": _money(sum(v for d, v in daily.items() if d >= period.start)),
+                    **_forecast_cells(projection),
+                    "budget_amount": None,
+                    "crosses_on": None,
+                }
+            )
+        for budget in config.budgets:
+            if budget.period != "monthly":
+                continue
+            state = evaluate(conn, budget, at, period)
+            rows.append(
+                {
+                    "kind": "budget",
+                    "name": budget.name,
+                    "spend": _money(state.spend),
+                    **_forecast_cells(state.forecast),
+                    "budget_amount": _money(budget.amount_pico),
+                    "crosses_on": state.crosses_on.isoformat() if state.crosses_on else None,
+                }
+            )
+    columns = [
+        "kind",
+        "name",
+        "spend",
+        "forecast",
+        "forecast_low",
+        "forecast_high",
+        "method",
+        "budget_amount",
+        "crosses_on",
+    ]
+    emit(fmt, rows, columns, title=f"Spend forecast for {period.label} as of {today} (USD)")
