@@ -70,3 +70,18 @@ def test_error_pct():
     assert error_pct(110, 100) == Decimal("10.00")
     assert error_pct(Decimal("1"), Decimal("3")) == Decimal("-66.67")
     assert error_pct(5, None) is None and error_pct(5, 0) is None
+
+
+def test_report_estimates_command(cli, engine, isolated):
+    toy = isolated / "toy.jsonl"
+    shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", toy)
+    cli("estimate", str(toy), "--model", "gpt-3.5-turbo-0613", "--at", "2024-01-15",
+        "--record", "--file-id", "file-abc")
+    _finished_job(engine, "ftjob-1", "file-abc", trained=86120, cost_pico=688_960_000_000)
+    result = cli("report", "estimates", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["job_id"] == "ftjob-1" and row["tokens_error_pct"] == "0.00"
+    assert row["actual_cost"] == row["estimated_cost"] == "0.68896"
+    table = cli("report", "estimates")
+    assert "ftjob-1" in table.stdout
