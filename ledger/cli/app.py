@@ -55,6 +55,7 @@ app.add_typer(import_cli.app, name="import")
 poll_cli.register(app)  # poll, status, serve, demo
 app.command("estimate")(estimate_cli.estimate)
 app.command("breakeven")(estimate_cli.breakeven)
+report_cli.app.command("estimates")(estimate_cli.report_estimates)
 app.add_typer(report_cli.app, name="report")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(budgets_cli.app, name="budgets")
