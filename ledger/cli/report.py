@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.cli.common import app_context, write_text
+from ledger.cli.common import Format, FormatOption, app_context, emit, write_text
 
 if TYPE_CHECKING:
     from ledger.reports.period import Month
@@ -93,3 +93,36 @@ def monthly(
             ReportFormat.markdown: render.render_markdown,
         }[fmt](report)
     write_text(text, output)
+
+
+@app.command("whatif")
+def whatif(
+    ctx: typer.Context,
+    model: Annotated[
+        str,
+        typer.Option("--model", help="Target model (base or ft: name) to re-price at."),
+    ],
+    month: MonthOption = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+) -> None:
+    """The month's usage re-priced as if it had run on another model, against actual cost.
+
+    Tokens of each day are priced at the target's prices in force that day; batch usage
+    keeps its discount. Totals compare the models whose actual and what-if costs are both
+    known.
+
+    Example: ftledger report whatif --month 2026-10 --model gpt-4.1
+    """
+    from ledger.reports.whatif import COLUMNS, whatif_report
+
+    app_ctx = app_context(ctx)
+    the_month = parse_month(month)
+    with app_ctx.engine.connect() as conn:
+        result = whatif_report(conn, app_ctx.pricebook, the_month, model)
+    total = {"model": "TOTAL", **result.totals}
+    rows = result.rows if fmt is not Format.table else [*result.rows, total]
+    title = f"What if {result.month} had run on {model} ({result.currency})"
+    emit(fmt, rows, COLUMNS, document=result.document(), title=title, out=output)
+    if fmt is Format.table and result.target_unpriced_days:
+        write_text(f"{model} had no price on: {', '.join(result.target_unpriced_days)}\n", output)
