@@ -51,5 +51,5 @@ def usage(
         "rejected_file": str(result.rejected_file) if result.rejected_file else None,
         "unpriced_models": sorted(result.posted.unpriced_models),
     }
-    row = {**summary, "unpriced_models": ",".join(summary["unpriced_models"])}
+    row = {**summary, "unpriced_models": ",".join(sorted(result.posted.unpriced_models))}
     emit(fmt, [row], list(row), document=summary, title="Import")

@@ -88,6 +88,7 @@ def show(
         reason = "is not in the price book" if resolved.spec is None else f"has no price on {on}"
         raise PricingError(f"{model} {reason}")
     base_row = book.base_price_at(model, on)
+    base_prices = base_row.as_strings() if base_row else {}
     doc = {
         "model": model,
         "base_model": resolved.base_model,
@@ -99,10 +100,10 @@ def show(
         "effective": row.effective.isoformat(),
         "currency": book.currency,
         "prices": row.as_strings(),
-        "base_prices": base_row.as_strings() if base_row else None,
+        "base_prices": base_prices or None,
     }
     rows = [
-        {"price": k, "value": v, "base_value": (doc["base_prices"] or {}).get(k)}
+        {"price": k, "value": v, "base_value": base_prices.get(k)}
         for k, v in row.as_strings().items()
     ]
     title = (

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -168,7 +168,7 @@ def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     )
     try:
         for chunk in _chunks(rows, INSERT_CHUNK):
-            conn.exec_driver_sql(sql, chunk)  # type: ignore[arg-type]
+            conn.exec_driver_sql(sql, chunk)
     except IntegrityError:
         raise ConflictError(
             "another writer posted the same usage at the same time; nothing was written"
@@ -254,39 +254,8 @@ def insert_ignore(
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns rows inserted."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects import postgresql, sqlite
 
-        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     return conn.execute(stmt, rows).rowcount
-
-
-def usage_sums_by_key(
-    conn: Connection, keys: Iterable[UsageKey]
-) -> dict[UsageKey, tuple[int, ...]]:
-    """Summed counts per key (for checks and tests): requests, input, cached, output, cost."""
-    wanted = list(keys)
-    if not wanted:
-        return {}
-    key_cols = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
-    query = (
-        select(
-            *key_cols,
-            func.sum(_usage.c.requests),
-            func.sum(_usage.c.input_tokens),
-            func.sum(_usage.c.cached_tokens),
-            func.sum(_usage.c.output_tokens),
-            func.sum(_usage.c.cost_pico),
-        )
-        .where(tuple_(*key_cols).in_([tuple(k) for k in wanted]))
-        .group_by(*key_cols)
-    )
-    width = len(USAGE_KEY_COLUMNS)
-    return {
-        UsageKey(*row[:width]): tuple(None if v is None else int(v) for v in row[width:])
-        for row in conn.execute(query)
-    }
