@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alert_receivers import free_port, http_receiver
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from ledger.alerts import run_budget_check
 from ledger.budgets import day_ts
@@ -311,3 +311,35 @@ def test_status_and_forecast_commands(engine, book, config_dir, hook, cli):
     assert past.stdout.splitlines()[1].startswith("total,TOTAL,0.000000,0.000000")
     bad = cli("forecast", "--month", "2026-13")
     assert bad.exit_code == 2 and "is not a month" in bad.stderr
+
+
+def test_a_claim_held_by_a_crashed_checker_is_retried_after_its_lease(
+    engine, book, config_dir, hook
+):
+    seed_85_percent(engine, book)
+    settings = load_settings()
+    with http_receiver() as rx:
+        rx.down = True
+        hook(rx.url)
+        write_budgets(config_dir, rx.url)
+        run_budget_check(engine, settings, book, now=NOW)
+        rx.down = False
+        # another checker claimed every delivery at NOW and then died before marking them
+        with engine.begin() as conn:
+            conn.execute(
+                update(AlertDelivery).values(claimed_by="dead", claimed_at=int(NOW.timestamp()))
+            )
+        held = run_budget_check(engine, settings, book, now=NOW + timedelta(minutes=1))
+        assert {d.status for d in held.deliveries} == {"skipped"} and rx.accepted == []
+        after = run_budget_check(engine, settings, book, now=NOW + timedelta(minutes=6))
+        assert [d.status for d in after.deliveries] == ["delivered"] * 3
+    assert len(alerts_of(rx)) == 3
+
+
+def test_check_with_an_unset_secret_fails_with_one_message(engine, config_dir, hook, cli):
+    write_budgets(config_dir, "unused")
+    hook("")
+    run = cli("budgets", "check")
+    assert run.exit_code == 1
+    assert run.stderr.startswith("ftledger: error: 1 problem found:")
+    assert "channel[0].url: environment variable OPS_HOOK is empty" in run.stderr
