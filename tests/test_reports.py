@@ -246,3 +246,12 @@ def test_html_is_one_offline_file_with_both_charts(engine, book, cli, tmp_path):
     assert page.count("<rect") >= 5  # daily bars plus the paired bars
     assert ">13.1064875<" in page  # the exact total in the detail table
     assert MYSTERY in page  # the unpriced model is called out
+
+
+def test_money_text_is_exact_and_never_scientific():
+    from ledger.reports.monthly import money_text
+
+    assert money_text(1) == "0.000000000001"  # one pico-dollar
+    assert money_text(-75_000) == "-0.000000075"
+    assert money_text(1_500_000_000_000) == "1.500000"
+    assert money_text(None) is None

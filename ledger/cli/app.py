@@ -14,6 +14,7 @@ from ledger.cli import export as export_cli
 from ledger.cli import importer as import_cli
 from ledger.cli import poll as poll_cli
 from ledger.cli import prices as prices_cli
+from ledger.cli import reconcile as reconcile_cli
 from ledger.cli import report as report_cli
 from ledger.cli.common import AppContext
 from ledger.errors import LedgerError
@@ -58,6 +59,7 @@ app.command("breakeven")(estimate_cli.breakeven)
 report_cli.app.command("estimates")(estimate_cli.report_estimates)
 app.add_typer(report_cli.app, name="report")
 app.add_typer(export_cli.app, name="export")
+app.command("reconcile")(reconcile_cli.reconcile)
 app.add_typer(budgets_cli.app, name="budgets")
 app.command("forecast")(budgets_cli.forecast)
 

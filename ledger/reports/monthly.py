@@ -58,7 +58,7 @@ def money_text(pico: int | None) -> str | None:
     places = DISPLAY_PLACES
     while places < 12 and pico % 10 ** (12 - places):
         places += 1
-    return pico_display(pico, places)
+    return f"{Decimal(str(pico_display(pico, places))):f}"  # plain digits, never 1E-12
 
 
 def percent_text(part: int | None, whole: int | None) -> str | None:

@@ -1,0 +1,57 @@
+"""`ftledger reconcile`: the ledger's computed cost against OpenAI's billed costs, per day."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger.cli.common import Format, FormatOption, app_context, emit, write_text
+from ledger.cli.report import MonthOption, parse_month
+
+
+def reconcile(
+    ctx: typer.Context,
+    month: MonthOption = None,
+    tolerance: Annotated[
+        str, typer.Option("--tolerance", help="Flag days whose variance exceeds PCT percent.")
+    ] = "2",
+    fmt: FormatOption = Format.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to FILE.", dir_okay=False)
+    ] = None,
+) -> None:
+    """Computed cost (usage + training) against billed costs (Costs API) per UTC day.
+
+    Variance = billed - computed. Days beyond the tolerance are flagged with the likely
+    cause: billed below computed (promotion, discount, stale price), billed above
+    computed (missing usage, unpriced model), or no billed rows (Costs API not polled).
+
+    Example: ftledger reconcile --month 2026-10 --tolerance 1.5
+    """
+    from ledger.reports.reconcile import COLUMNS
+    from ledger.reports.reconcile import reconcile as run_reconcile
+
+    try:
+        pct = Decimal(tolerance)
+    except InvalidOperation:
+        pct = Decimal(-1)
+    if not pct.is_finite() or pct < 0:
+        raise typer.BadParameter(f"{tolerance!r} is not a percentage", param_hint="--tolerance")
+    app_ctx = app_context(ctx)
+    the_month = parse_month(month)
+    with app_ctx.engine.connect() as conn:
+        result = run_reconcile(
+            conn, the_month, currency=app_ctx.pricebook.currency, tolerance_pct=pct
+        )
+    rows = result.days
+    if fmt is Format.csv:  # booleans as JSON spells them
+        rows = [{**r, "flagged": "true" if r["flagged"] else "false"} for r in rows]
+    if fmt is Format.table:
+        rows = [*rows, {"day": "TOTAL", **result.totals, "flagged": result.totals["flagged_days"]}]
+    title = f"Reconciliation {result.month} ({result.currency}), tolerance {pct}%"
+    emit(fmt, rows, COLUMNS, document=result.document(), title=title, out=output)
+    if fmt is Format.table and output is None:
+        write_text(f"{result.totals['flagged_days']} day(s) flagged\n")
