@@ -252,6 +252,14 @@ def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count)
         except ValueError as exc:
             stats.error(line, "invalid_json", str(exc))
             continue
+        try:
+            simple = _simple_chat_tokens(obj, count)
+        except UnicodeEncodeError:
+            simple = None
+        if simple is not None:
+            stats.kinds.setdefault("chat", line)
+            _tally(stats, line, [simple[0]], simple[1], cap)
+            continue
         kind, problems = validate(obj)
         stats.kinds.setdefault(kind, line)
         if problems:
@@ -262,12 +270,44 @@ def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count)
             counts = sequences(obj, kind, count)
         except UnicodeEncodeError:
             counts = sequences(obj, kind, safe_count)
-        _tally(stats, obj, kind, line, counts, cap)
+        _tally(stats, line, counts, _roles(obj, kind), cap)
     return stats
 
 
+def _simple_chat_tokens(obj: Any, count: Count) -> tuple[int, set[str]] | None:
+    """(tokens, roles) of the common example in one pass, or None for the full path.
+
+    Common: only `messages`, each message exactly role + non-empty string content (+ a
+    string name), a known role, an assistant among them. Same rules as validate() and
+    sequences(), fused so that a big file's typical line is walked once.
+    """
+    if type(obj) is not dict or len(obj) != 1:
+        return None
+    messages = obj.get("messages")
+    if type(messages) is not list:
+        return None
+    total = 3
+    roles: set[str] = set()
+    for message in messages:
+        if type(message) is not dict:
+            return None
+        role = message.get("role")
+        content = message.get("content")
+        if role not in ROLES or type(content) is not str or not content:
+            return None
+        size = len(message)
+        if size == 2:
+            total += 3 + count(role) + count(content)
+        elif size == 3 and type(name := message.get("name")) is str:
+            total += 4 + count(role) + count(content) + count(name)
+        else:
+            return None
+        roles.add(role)
+    return (total, roles) if "assistant" in roles else None
+
+
 def _tally(
-    stats: ScanStats, obj: dict[str, Any], kind: str, line: int, counts: list[int], cap: int | None
+    stats: ScanStats, line: int, counts: list[int], roles: set[Any], cap: int | None
 ) -> None:
     tokens = sum(counts)
     stats.examples += 1
@@ -279,7 +319,6 @@ def _tally(
         stats.billing_tokens += sum(min(cap, c) for c in counts)
     else:
         stats.billing_tokens += tokens
-    roles = _roles(obj, kind)
     if "system" not in roles:
         stats.warn(line, "missing_system_message", "no system message")
     if "user" not in roles:
