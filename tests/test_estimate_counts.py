@@ -198,3 +198,14 @@ def test_copy_of_toy_file_is_the_cookbooks(tmp_path):
         pytest.skip("shared/ not beside the checkout")
     shutil.copy(shared / "toy_chat_fine_tuning.jsonl", tmp_path / "t.jsonl")
     assert (tmp_path / "t.jsonl").read_bytes() == (DATA / "toy_chat_fine_tuning.jsonl").read_bytes()
+
+
+def test_progress_reports_every_byte_once(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(random_dataset(5, 30))
+    seen: list[int] = []
+    for workers in (1, 2):
+        seen.clear()
+        scan_file(path, "cl100k_base", None, workers=workers, chunk_bytes=2048,
+                  progress=seen.append)
+        assert sum(seen) == path.stat().st_size and len(seen) > 3
