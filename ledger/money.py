@@ -51,7 +51,7 @@ def display(amount: Decimal | None, places: int = DISPLAY_PLACES) -> str | None:
     """The one rounding helper: a decimal string with `places` decimals, half-even."""
     if amount is None:
         return None
-    return str(amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
+    return format(amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
 
 
 def pico_display(pico: int | None, places: int = DISPLAY_PLACES) -> str | None:

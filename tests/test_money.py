@@ -32,6 +32,7 @@ def test_display_rounds_half_even_only_when_shown():
     assert display(Decimal("0.0000005")) == "0.000000"
     assert display(Decimal("0.0000015")) == "0.000002"
     assert display(None) is None
+    assert display(Decimal("1E-12"), 12) == "0.000000000001"  # never scientific notation
 
 
 @given(st.integers(min_value=-(10**18), max_value=10**18))

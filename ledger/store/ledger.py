@@ -257,5 +257,10 @@ def insert_ignore(
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    return conn.execute(stmt, rows).rowcount
+    stmt = (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(table.c[conflict_columns[0]])
+    )
+    # Counted through RETURNING: a driver's executemany rowcount is not reliable here.
+    return len(conn.execute(stmt, rows).all())
