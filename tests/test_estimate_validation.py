@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.dataset import MAX_LISTED
-from ledger.scan import scan_file
+from ledger.scan import read_owned, scan_file
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
 
@@ -113,3 +116,18 @@ def test_error_lists_are_capped_but_all_counted(tmp_path):
     assert stats.error_counts["invalid_json"] == MAX_LISTED + 50
     assert len(stats.errors) == MAX_LISTED
     assert [e.line for e in stats.errors] == list(range(1, MAX_LISTED + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+    newline_at_end=st.booleans(),
+    chunk=st.integers(min_value=1, max_value=40),
+)
+def test_byte_ranges_own_every_line_exactly_once(lines, newline_at_end, chunk):
+    data = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+    stream = io.BytesIO(data)
+    owned = [read_owned(stream, s, min(s + chunk, len(data))) for s in range(0, len(data), chunk)]
+    assert b"".join(owned) == data
+    parts = [part for part in owned if part]
+    assert all(part.endswith(b"\n") for part in parts[:-1])  # whole lines only
