@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -109,3 +110,22 @@ def true_usage(org: SandboxOrg, book: PriceBook, start: int, end: int) -> dict[t
 def fees(engine: Engine) -> dict[str, int | None]:
     with engine.connect() as conn:
         return dict(conn.execute(select(TrainingFee.job_id, TrainingFee.cost_pico)).all())
+
+
+def write_config(config_dir: Path, sb, **poll: int) -> Path:
+    settings = {"window_days": 3, "lookback_days": 3, **poll}
+    lines = [
+        "[openai]",
+        f'base_url = "{sb.server.base_url}"',
+        'admin_key_env = "T_ADMIN"',
+        "timeout_seconds = 5",
+        "max_retries = 1",
+        "[poll]",
+        *(f"{k} = {v}" for k, v in settings.items()),
+    ]
+    for name in ("support", "legal", "research"):
+        lines += ["[[projects]]", f'name = "{name}"', f'key_env = "T_KEY_{name.upper()}"']
+    path = config_dir / "ledger.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path

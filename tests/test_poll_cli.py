@@ -11,30 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sync_helpers import NOW, SINCE_TS, ledger_usage, sandbox, true_usage
+from sync_helpers import NOW, SINCE_TS, ledger_usage, sandbox, true_usage, write_config
 
 from ledger.sync import USAGE_SOURCE, poll_lock, read_watermark
 
 POLL = ("poll", "--now", str(NOW), "--since", "2025-06-11", "--no-alerts")
-
-
-def write_config(config_dir: Path, sb, **poll: int) -> Path:
-    settings = {"window_days": 3, "lookback_days": 3, **poll}
-    lines = [
-        "[openai]",
-        f'base_url = "{sb.server.base_url}"',
-        'admin_key_env = "T_ADMIN"',
-        "timeout_seconds = 5",
-        "max_retries = 1",
-        "[poll]",
-        *(f"{k} = {v}" for k, v in settings.items()),
-    ]
-    for name in ("support", "legal", "research"):
-        lines += ["[[projects]]", f'name = "{name}"', f'key_env = "T_KEY_{name.upper()}"']
-    path = config_dir / "ledger.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture
