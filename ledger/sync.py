@@ -623,7 +623,10 @@ def _upsert_job(conn: Connection, job: JobObservation, note: str | None, now: in
 
 # --- locking -------------------------------------------------------------------------
 
-ADVISORY_LOCK_KEY = 0x6674_6C65_6467  # "ftledg": one poller per database
+# (class, hashtext(current_schema())): one poller per ledger, and ledgers kept in
+# different schemas of one database do not block each other.
+ADVISORY_LOCK_CLASS = 0x6674_6C65  # "ftle"
+_LOCK_ARGS = "(:k, hashtext(current_schema()))"
 
 
 @contextmanager
@@ -643,14 +646,18 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
     conn = engine.connect()
     try:
         got = bool(
-            conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+            conn.execute(
+                text("SELECT pg_try_advisory_lock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
+            ).scalar()
         )
         conn.commit()
         try:
             yield got
         finally:
             if got:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                conn.execute(
+                    text("SELECT pg_advisory_unlock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
+                )
                 conn.commit()
     finally:
         conn.close()
