@@ -41,9 +41,11 @@ class LedgerConfig:
     admin_key_env: str = "OPENAI_ADMIN_KEY"
     timeout_seconds: float = 30.0
     max_retries: int = 3
+    retry_backoff_seconds: float = 0.5  # first retry's wait, doubling (Retry-After wins)
+    max_retry_after_seconds: float = 60.0  # a longer Retry-After fails the poll at once
     bucket_width: str = "1h"
     lookback_days: int = 3
-    window_days: int = 3  # a backfill is written window by window, each atomically
+    window_days: int = 7  # written window by window, atomically; 7 = one usage page at 1h
     every_minutes: int = 15
     cron: str | None = None
     projects: tuple[ProjectConfig, ...] = (ProjectConfig("default", "OPENAI_API_KEY"),)
@@ -60,6 +62,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "admin_key_env": str,
         "timeout_seconds": (int, float),
         "max_retries": int,
+        "retry_backoff_seconds": (int, float),
+        "max_retry_after_seconds": (int, float),
     },
     "poll": {
         "bucket_width": str,
@@ -126,8 +130,9 @@ def parse_ledger_config(data: dict[str, Any], *, source: str) -> LedgerConfig:
         raise SettingsError(problems)
     if projects is not None:
         values["projects"] = projects
-    if "timeout_seconds" in values:
-        values["timeout_seconds"] = float(values["timeout_seconds"])
+    for key in ("timeout_seconds", "retry_backoff_seconds", "max_retry_after_seconds"):
+        if key in values:
+            values[key] = float(values[key])
     return LedgerConfig(**values)
 
 
@@ -142,6 +147,9 @@ def _check_values(values: dict[str, Any], problem: Any) -> None:
         problem("openai.max_retries", "must be between 0 and 10")
     if "timeout_seconds" in values and not 0 < values["timeout_seconds"] <= 600:
         problem("openai.timeout_seconds", "must be more than 0 and at most 600")
+    for key in ("retry_backoff_seconds", "max_retry_after_seconds"):
+        if key in values and not 0 <= values[key] <= 600:
+            problem(f"openai.{key}", "must be between 0 and 600")
     if "admin_key_env" in values:
         _check_env_name(values["admin_key_env"], "openai.admin_key_env", problem)
     if "base_url" in values and not re.match(r"^https?://", values["base_url"]):

@@ -167,7 +167,9 @@ def poll_sources(
                     _poll_jobs(engine, book, reader, spec, report, at)
                 else:
                     raise ValueError(f"unknown source kind {spec.kind!r}")
-        except LedgerError as exc:
+        except (LedgerError, SQLAlchemyError) as exc:
+            if isinstance(exc, SQLAlchemyError):  # e.g. the connection dropped mid-read
+                exc = StoreError(f"reading the ledger failed: {_first_db_line(exc)}")
             report.error = redact(_one_line(exc))
             log.info("polling %s failed: %s", spec.name, report.error)
             _record_failure(engine, spec.name, report.error, at)
@@ -375,6 +377,8 @@ def openai_specs(
             base_url=base_url,
             timeout=config.timeout_seconds,
             max_retries=config.max_retries,
+            backoff=config.retry_backoff_seconds,
+            max_retry_after=config.max_retry_after_seconds,
         )
 
     def project(name: str, key_env: str) -> Callable[[], Any]:
@@ -390,6 +394,8 @@ def openai_specs(
                 base_url=base_url,
                 timeout=config.timeout_seconds,
                 max_retries=config.max_retries,
+                backoff=config.retry_backoff_seconds,
+                max_retry_after=config.max_retry_after_seconds,
             )
 
         return open_project
@@ -643,22 +649,28 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
         return
     from sqlalchemy import text
 
-    conn = engine.connect()
     try:
+        conn = engine.connect()
         got = bool(
             conn.execute(
                 text("SELECT pg_try_advisory_lock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
             ).scalar()
         )
         conn.commit()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot take the poll lock: {_first_db_line(exc)}") from None
+    try:
         try:
             yield got
         finally:
             if got:
-                conn.execute(
-                    text("SELECT pg_advisory_unlock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
-                )
-                conn.commit()
+                try:
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
+                    )
+                    conn.commit()
+                except SQLAlchemyError as exc:  # the session died, and its lock with it
+                    log.warning("could not release the poll lock: %s", _first_db_line(exc))
     finally:
         conn.close()
 
