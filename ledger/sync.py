@@ -56,6 +56,8 @@ USAGE_ENDPOINT = "/v1/organization/usage/completions"
 COSTS_ENDPOINT = "/v1/organization/costs"
 CONFLICT_RETRIES = 5
 RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
+# Daily costs are few rows: read them a whole Costs API page (180 days) per request.
+COSTS_WINDOW_DAYS = 180
 HOURLY_NOTE = "reinforcement: billed per training hour; the API does not report hours"
 
 _watermarks: Table = Watermark.__table__  # type: ignore[assignment]
@@ -285,7 +287,7 @@ def _poll_costs(
         now=now,
         width=DAY,
         lookback_days=config.lookback_days,
-        window_days=config.window_days,
+        window_days=max(config.window_days, COSTS_WINDOW_DAYS),
     )
     for i, (start, end) in enumerate(windows):
         if halt():
