@@ -7,12 +7,12 @@ in one pass; the caller decides whether bad lines reject the whole file.
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
+from typing import TextIO
 
 from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import InputError, Problem
@@ -47,29 +47,50 @@ class _BadValue(ValueError):
 def read_usage_csv(
     path: Path, *, source: str = "import", progress: Callable[[int], None] | None = None
 ) -> CsvUsage:
-    """Parse the whole file; raise InputError only for problems that stop reading it."""
-    result = CsvUsage()
+    """Parse the whole file; raise InputError only for problems that stop reading it.
+
+    The file is decoded as a whole text stream (fast); only when it holds a byte that
+    is not UTF-8 is it read again line by line, to name that line.
+    """
     try:
-        handle = path.open("rb")
+        handle = path.open("r", encoding="utf-8", newline="")
     except OSError as exc:
         raise InputError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
     with handle:
-        physical = _LineCounter(handle, path)
-        reader = csv.reader(physical)
-        lines = _numbered(reader, path)
         try:
-            _, header = next(lines)
-        except StopIteration:
-            raise InputError([Problem(str(path), "is empty (expected a header row)")]) from None
-        result.header = header
-        columns = {name.strip(): i for i, name in enumerate(header)}
-        missing = [c for c in REQUIRED if c not in columns]
-        if missing:
-            raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
-        parse = _row_parser(columns, source)
-        for count, (line, row) in enumerate(lines, start=1):
+            return _read(handle, path, source, progress)
+        except UnicodeDecodeError:
+            pass
+    raise InputError([_bad_byte(path)])
+
+
+def _read(
+    handle: TextIO,
+    path: Path,
+    source: str,
+    progress: Callable[[int], None] | None,
+) -> CsvUsage:
+    result = CsvUsage()
+    reader = csv.reader(handle)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError([Problem(str(path), "is empty (expected a header row)")]) from None
+    except csv.Error as exc:
+        raise InputError([Problem(f"{path}:1", f"malformed CSV: {exc}")]) from None
+    result.header = header
+    columns = {name.strip(): i for i, name in enumerate(header)}
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
+    parse = _row_parser(columns, source)
+    observations = result.observations
+    ended = reader.line_num  # the line the previous row ended on
+    try:
+        for count, row in enumerate(reader, start=1):
+            line, ended = ended + 1, reader.line_num  # a quoted field may span lines
             if progress is not None and count % 50_000 == 0:
-                progress(handle.tell())
+                progress(handle.buffer.tell())
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             result.rows += 1
@@ -79,46 +100,28 @@ def read_usage_csv(
                 result.problems.append(Problem(f"{path}:{line}", str(exc)))
                 result.rejected.append((line, row, str(exc)))
                 continue
-            seen = result.observations.get(obs.key)
+            seen = observations.get(obs.key)
             if seen is None:
-                result.observations[obs.key] = obs
+                observations[obs.key] = obs
             elif not seen.same_counts(obs):
                 reason = "the same bucket and dimensions appear earlier with other counts"
                 result.problems.append(Problem(f"{path}:{line}", reason))
                 result.rejected.append((line, row, reason))
+    except csv.Error as exc:
+        raise InputError([Problem(f"{path}:{ended + 1}", f"malformed CSV: {exc}")]) from None
     return result
 
 
-class _LineCounter:
-    """Decodes the file line by line, so a bad byte is reported on its own line."""
-
-    def __init__(self, handle: io.BufferedReader, path: Path):
-        self.handle = handle
-        self.path = path
-        self.line = 0
-
-    def __iter__(self) -> Iterator[str]:
-        for raw in self.handle:
-            self.line += 1
+def _bad_byte(path: Path) -> Problem:
+    """The first line of the file that is not UTF-8, and where in it."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             try:
-                yield raw.decode("utf-8")
+                raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 reason = f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})"
-                raise InputError([Problem(f"{self.path}:{self.line}", reason)]) from None
-
-
-def _numbered(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Rows with the line number each starts on (a quoted field may span lines)."""
-    line = 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError([Problem(f"{path}:{line}", f"malformed CSV: {exc}")]) from None
-        yield line, row
-        line = getattr(reader, "line_num", line) + 1
+                return Problem(f"{path}:{number}", reason)
+    return Problem(str(path), "not UTF-8 text")
 
 
 _FIELDS = (
