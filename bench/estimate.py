@@ -9,7 +9,7 @@ Targets: ratio <= 0.6, peak <= 300 MB. Run it on an otherwise idle machine: the
 estimate uses every core, the baseline one, so other load hurts only the estimate.
 
     python bench/estimate.py                 # 100 MB, 3 rounds
-    python bench/estimate.py --size-mb 2 --rounds 1   # CI smoke run
+    python bench/estimate.py --smoke            # 2 MB, one round (CI)
 """
 
 from __future__ import annotations
@@ -198,7 +198,10 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="reuse/keep the dataset at this path")
+    parser.add_argument("--smoke", action="store_true", help="2 MB, one round (CI)")
     args = parser.parse_args()
+    if args.smoke:
+        args.size_mb, args.rounds = 2, 1
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "dataset.jsonl"
