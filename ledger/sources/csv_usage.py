@@ -28,6 +28,10 @@ OPTIONAL = (
     "input_cached_tokens",
 )
 _TRUE = {"true", "1", "yes", "t"}
+# The ledger's column widths and BIGINT: PostgreSQL refuses more, SQLite would not.
+MAX_LENGTH = {"model": 255, "project_id": 128, "api_key_id": 128, "user_id": 128}
+MAX_LENGTH["service_tier"] = 32
+MAX_INTEGER = 2**63 - 1
 _FALSE = {"false", "0", "no", "f", ""}
 
 
@@ -149,7 +153,7 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
     fields = itemgetter(*(columns.get(name, width) for name in _FIELDS))
 
     def parse(row: list[str]) -> UsageObservation:
-        if len(row) < width:
+        if len(row) != width:  # more would be read as the missing optional columns
             raise _BadValue(f"has {len(row)} fields, the header has {width}")
         row.append("")
         start, end, model, project, key, user, batch, tier, req, inp, cached, out = fields(row)
@@ -161,6 +165,8 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
             return _careful(fields(row), source)
         model = model.strip()
         if min(counts) < 0 or counts[2] > counts[1] or times[1] <= times[0] or not model:
+            return _careful(fields(row), source)
+        if max(*counts, *times) > MAX_INTEGER or max(map(len, (model, project, key, user))) > 128:
             return _careful(fields(row), source)
         usage_key = UsageKey(
             source,
@@ -191,6 +197,9 @@ def _careful(cells: tuple[str, ...], source: str) -> UsageObservation:
         raise _BadValue(f"end_time {end} is not after start_time {start}")
     if not model:
         raise _BadValue("model is empty")
+    for name, value in zip(MAX_LENGTH, (model, project, key, user, tier), strict=True):
+        if len(value) > MAX_LENGTH[name]:
+            raise _BadValue(f"{name} is longer than {MAX_LENGTH[name]} characters")
     inp = _count(in_s, "input_tokens")
     cached = _count(cached_s, "input_cached_tokens")
     out = _count(out_s, "output_tokens")
@@ -206,11 +215,15 @@ def _count(text: str, name: str) -> int:
         return 0
     if not text.isdigit():  # refuses signs, decimals, exponents and spaces
         raise _BadValue(f"{name} {text[:40]!r} is not a non-negative integer")
+    if int(text) > MAX_INTEGER:
+        raise _BadValue(f"{name} {text[:40]!r} is too large")
     return int(text)
 
 
 def _time(text: str, name: str) -> int:
     if text.isdigit():
+        if int(text) > MAX_INTEGER:
+            raise _BadValue(f"{name} {text[:40]!r} is too large")
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
