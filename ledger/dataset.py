@@ -26,6 +26,7 @@ plus tools); the line's tokens are their sum and each sequence is capped on its 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -229,6 +230,11 @@ def _roles(obj: dict[str, Any], kind: str) -> set[Any]:
 # --- scanning -----------------------------------------------------------------------
 
 
+def _not_json(name: str) -> None:
+    """NaN and Infinity: Python's json reads them, JSON (and OpenAI) does not."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count) -> ScanStats:
     """Validate and count the lines of `data`, numbering them from 1.
 
@@ -236,7 +242,7 @@ def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count)
     tiktoken's wrapper, which repairs the lone surrogates a JSON escape can produce.
     """
     stats = ScanStats()
-    loads = json.loads
+    loads = functools.partial(json.loads, parse_constant=_not_json)
     for index, raw in enumerate(data.split(b"\n")):
         if not raw.strip():
             continue
