@@ -75,6 +75,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
+_KINDS: dict[Any, str] = {int: "an integer", str: "a string"}
+
+
 def load_ledger_config(path: Path | None) -> LedgerConfig:
     """The settings in `path` (defaults where it is silent); None or absent: all defaults."""
     if path is None or not path.is_file():
@@ -120,7 +123,7 @@ def parse_ledger_config(data: dict[str, Any], *, source: str) -> LedgerConfig:
             if expected is None:
                 problem(where, "unknown key")
             elif isinstance(value, bool) or not isinstance(value, expected):
-                kind = "a number" if expected == (int, float) else f"a {expected.__name__}"  # type: ignore[union-attr]
+                kind = _KINDS.get(expected, "a number")
                 problem(where, f"must be {kind}")
             else:
                 values[key] = value
