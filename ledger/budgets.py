@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -192,12 +193,33 @@ def load_budgets(
         raise BudgetConfigError([Problem(str(path), f"not UTF-8 (byte {exc.start})")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise BudgetConfigError([Problem(str(path), f"not valid TOML: {exc}")]) from None
+    _warn_if_exposed(path, raw.decode("utf-8"), data)
     return parse_budgets(
         data,
         source=str(path),
         env=os.environ if env is None else env,
         resolve_secrets=resolve_secrets,
     )
+
+
+def _warn_if_exposed(path: Path, text: str, data: dict[str, Any]) -> None:
+    """Warn on stderr (as for ledger.toml) when a channel's URL is written in the file,
+    not read from ${VAR}, and the file is readable by other users: webhook URLs and SMTP
+    passwords are secrets."""
+    from ledger.config_file import exposure_warning
+
+    channels = data.get("channel")
+    literal = isinstance(channels, list) and any(
+        isinstance(c, dict) and isinstance(c.get(k), str) and not _VAR_ONLY.match(c[k])
+        for c in channels
+        for k in ("url", "smtp_url")
+    )
+    warning = exposure_warning(path, text, holds_secret=literal)
+    if warning:
+        print(f"ftledger: warning: {warning}", file=sys.stderr)
+
+
+_VAR_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
 def parse_budgets(

@@ -208,9 +208,9 @@ def _looks_secret(text: str) -> bool:
     return any(p.search(text) for p in _SECRET_LOOKING)
 
 
-def exposure_warning(path: Path, text: str) -> str | None:
-    """A warning when a file that holds something secret-looking is readable by others."""
-    if not _looks_secret(text):
+def exposure_warning(path: Path, text: str, *, holds_secret: bool = False) -> str | None:
+    """A warning when a file that holds something secret(-looking) is readable by others."""
+    if not (holds_secret or _looks_secret(text)):
         return None
     try:
         mode = path.stat().st_mode
