@@ -272,6 +272,11 @@ def test_serve_keeps_running_while_the_database_drops_its_connections(
                 stderr=subprocess.STDOUT,
             )
             try:
+                # started (it refuses to start on an unreachable database) and polled once
+                deadline = time.monotonic() + 30
+                while read_watermark(engine, USAGE_SOURCE).last_success_at is None:
+                    assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.1)
                 deadline = time.monotonic() + 4
                 killed = 0
                 while time.monotonic() < deadline:  # an unstable database for four seconds
