@@ -60,23 +60,28 @@ conn.commit()
 """
 
 
+MONTH_START = 1_748_736_000  # 2025-06-01T00:00:00Z, after every price in the book took effect
+MONTH_HOURS = 30 * 24
+
+
 def generate(path: Path, rows: int, seed: int = 7) -> None:
-    """A year-like spread of hourly buckets over dozens of models, projects and keys."""
+    """`rows` hourly buckets, all inside June 2025, over dozens of models, projects and keys.
+
+    A whole month of a large organisation: the shape the report benchmark reads back.
+    """
     rng = random.Random(seed)
     bases = ["gpt-4o-mini-2024-07-18", "gpt-4.1-2025-04-14", "gpt-3.5-turbo-0125"]
     models = [f"ft:{b}:acme:team{i}:id{i:03d}" for b in bases for i in range(10)]
     models += [*bases, "ft:gpt-4.1-mini:acme:x:ckpt1:ckpt-step-50", "mystery-model"]
-    dims = [(m, f"proj_{p}", f"key_{p}_{k}") for m in models for p in range(2) for k in range(2)]
-    start = 1_746_057_600  # 2025-05-01T00:00:00Z, after every price in the book took effect
+    dims = [(m, f"proj_{p}", f"key_{p}_{k}") for m in models for p in range(8) for k in range(6)]
+    per_hour = -(-rows // MONTH_HOURS)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         written, hour = 0, 0
         while written < rows:
-            t = start + hour * 3600
-            for model, project, key in rng.sample(dims, 60):
-                if written == rows:
-                    break
+            t = MONTH_START + hour * 3600
+            for model, project, key in rng.sample(dims, min(per_hour, rows - written)):
                 inp = rng.randint(100, 2_000_000)
                 batch = rng.random() < 0.1
                 writer.writerow(
@@ -95,7 +100,7 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
                         rng.randint(0, 500_000),
                     ]
                 )
-                written += 1
+            written += min(per_hour, rows - written)
             hour += 1
 
 

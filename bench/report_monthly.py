@@ -24,7 +24,7 @@ from _common import ftledger_cmd, summary, timed
 from import_usage import FLOOR, generate
 
 TARGET = 4.0
-MONTH = "2025-06"  # generated data starts 2025-05-01, so the previous month is full too
+MONTH = "2025-06"  # bench/import_usage.generate puts every row in this month
 MONTH_START, MONTH_END = 1_748_736_000, 1_751_328_000
 
 FLOOR_REPORT = r"""

@@ -51,6 +51,7 @@ def _sqlite_settings(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA cache_size = -65536")  # 64 MiB: bulk index inserts stay in memory
         cursor.close()
 
     @event.listens_for(engine, "begin")
