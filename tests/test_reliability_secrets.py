@@ -161,7 +161,7 @@ def test_serve_keeps_the_canary_out_of_its_logs(engine, db_url, config_dir, tmp_
 @pytest.mark.parametrize(
     ("name", "content"),
     [
-        ("ledger.toml", '# the admin key is sk-admin-0123456789abcdef\n[openai]\n'),
+        ("ledger.toml", "# the admin key is sk-admin-0123456789abcdef\n[openai]\n"),
         (
             "budgets.toml",
             '[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "https://example.com/h/abc"\n'
