@@ -181,7 +181,7 @@ def forecast(
     today = at.date()
     history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
     rows: list[dict[str, Any]] = []
-    with app_ctx.engine.connect() as conn:
+    with app_ctx.read_connection() as conn:
         spend = daily_spend(
             conn,
             period_containing("daily", history_start).start_ts,

@@ -17,7 +17,7 @@ import typer
 from ledger.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from ledger.pricebook import PriceBook
 
@@ -54,6 +54,12 @@ class AppContext:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    def read_connection(self) -> Connection:
+        """A connection for queries that never takes SQLite's write lock."""
+        from ledger.store.engine import read_connection
+
+        return read_connection(self.engine)
 
     @property
     def engine(self) -> Engine:

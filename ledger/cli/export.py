@@ -38,6 +38,6 @@ def focus(
 
     app_ctx = app_context(ctx)
     the_month = parse_month(month)
-    with app_ctx.engine.connect() as conn:
+    with app_ctx.read_connection() as conn:
         rows = focus_rows(conn, app_ctx.pricebook, the_month, Account(account_id, account_name))
     write_text(focus_csv(rows), output)

@@ -42,7 +42,7 @@ def reconcile(
         raise typer.BadParameter(f"{tolerance!r} is not a percentage", param_hint="--tolerance")
     app_ctx = app_context(ctx)
     the_month = parse_month(month)
-    with app_ctx.engine.connect() as conn:
+    with app_ctx.read_connection() as conn:
         result = run_reconcile(
             conn, the_month, currency=app_ctx.pricebook.currency, tolerance_pct=pct
         )

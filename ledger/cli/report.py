@@ -78,7 +78,7 @@ def monthly(
     app_ctx = app_context(ctx)
     the_month = parse_month(month)
     book = app_ctx.pricebook
-    with app_ctx.engine.connect() as conn:
+    with app_ctx.read_connection() as conn:
         report = monthly_report(conn, book, the_month, by.value)
         daily = daily_cost_by_model(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
@@ -118,7 +118,7 @@ def whatif(
 
     app_ctx = app_context(ctx)
     the_month = parse_month(month)
-    with app_ctx.engine.connect() as conn:
+    with app_ctx.read_connection() as conn:
         result = whatif_report(conn, app_ctx.pricebook, the_month, model)
     total = {"model": "TOTAL", **result.totals}
     rows = result.rows if fmt is not Format.table else [*result.rows, total]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from ledger.errors import SchemaBehindError, StoreError
@@ -18,6 +18,15 @@ from ledger.errors import SchemaBehindError, StoreError
 # The newest migration. Kept here so opening a database needs no Alembic import;
 # a test checks it equals the head of migrations/versions.
 SCHEMA_HEAD = "0003"
+
+
+READ_ONLY = "ledger_read_only"
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for queries only: on SQLite it does not take the write lock, so a
+    report never waits behind an import or a poll (WAL readers see the last commit)."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def create_ledger_engine(url: str) -> Engine:
@@ -56,7 +65,8 @@ def _sqlite_settings(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def open_engine(url: str) -> Engine:
