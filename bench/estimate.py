@@ -9,7 +9,7 @@ Targets: ratio <= 0.6, peak <= 300 MB. Run it on an otherwise idle machine: the
 estimate uses every core, the baseline one, so other load hurts only the estimate.
 
     python bench/estimate.py                 # 100 MB, 3 rounds
-    python bench/estimate.py --smoke            # 2 MB, one round (CI)
+    python bench/estimate.py --smoke            # 6 MB, one round (CI)
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ def _split(words: str) -> list[str]:
 
 
 _WORDS = {
-    "en": _split("the cost of training a model depends on tokens epochs and the price per million "
-    "we estimate before launch budget forecast invoice ledger reconcile usage"),
+    "en": _split(
+        "the cost of training a model depends on tokens epochs and the price per million "
+        "we estimate before launch budget forecast invoice ledger reconcile usage"
+    ),
     "de": _split("Straße Größe Übung Schlüssel Rechnung Kosten Modell Ausbildung Daten"),
     "ru": _split("стоимость обучения модели зависит от количества токенов эпох цены"),
     "zh": ["训练", "模型", "成本", "取决于", "令牌", "数量", "价格", "预算", "发票"],
@@ -52,7 +54,7 @@ _CODE = [
     "for (let i = 0; i < n; i++) {\n  acc += xs[i] * 2;\n}\n",
     "SELECT model, SUM(cost) FROM entries GROUP BY model;\n",
     '{"key": [1, 2, 3], "nested": {"a": null}}\n',
-    "\tif err != nil {\n\t\treturn fmt.Errorf(\"read: %w\", err)\n\t}\n",
+    '\tif err != nil {\n\t\treturn fmt.Errorf("read: %w", err)\n\t}\n',
 ]
 _ODD = ["\u2028", "\u2029", "\u0085", "<|endoftext|>", "\\u00e9", "  ", "\n\n"]
 
@@ -198,21 +200,33 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="reuse/keep the dataset at this path")
-    parser.add_argument("--smoke", action="store_true", help="2 MB, one round (CI)")
+    parser.add_argument("--smoke", action="store_true", help="6 MB, one round (CI)")
     args = parser.parse_args()
     if args.smoke:
-        args.size_mb, args.rounds = 2, 1
+        args.size_mb, args.rounds = 6, 1  # over PARALLEL_MIN_BYTES: the pool runs
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "dataset.jsonl"
         if not path.exists():
             t = time.perf_counter()
             lines = generate(path, args.size_mb)
-            print(f"generated {path.stat().st_size / 1e6:.1f} MB, {lines} lines "
-                  f"in {time.perf_counter() - t:.1f}s", flush=True)
+            print(
+                f"generated {path.stat().st_size / 1e6:.1f} MB, {lines} lines "
+                f"in {time.perf_counter() - t:.1f}s",
+                flush=True,
+            )
         env_python = sys.executable
-        ours = [env_python, "-m", "ledger", "estimate", str(path), "--model", "gpt-4o-mini",
-                "--format", "json"]
+        ours = [
+            env_python,
+            "-m",
+            "ledger",
+            "estimate",
+            str(path),
+            "--model",
+            "gpt-4o-mini",
+            "--format",
+            "json",
+        ]
         cookbook = [env_python, "-c", COOKBOOK, str(path)]
         ratios: list[float] = []
         pss_peaks: list[int] = []

@@ -90,8 +90,9 @@ class Distribution:
             "min": self.min,
             "max": self.max,
             "mean": str(self.mean),
-            "median": str(self.median.quantize(Decimal(1) if self.median % 1 == 0
-                                                else Decimal("0.1"))),
+            "median": str(
+                self.median.quantize(Decimal(1) if self.median % 1 == 0 else Decimal("0.1"))
+            ),
             "p5": self.p5,
             "p95": self.p95,
             "percentile_method": "nearest-rank",
@@ -199,8 +200,16 @@ def estimate(
     base, encoding, cap, price, note = training_price(pricebook, model, on)
     stats = scan_file(path, encoding, cap, workers=workers, progress=progress)
     return from_stats(
-        stats, file=str(path), model=model, base_model=base, encoding=encoding, cap=cap,
-        epochs=epochs, on=on, price=price, note=note,
+        stats,
+        file=str(path),
+        model=model,
+        base_model=base,
+        encoding=encoding,
+        cap=cap,
+        epochs=epochs,
+        on=on,
+        price=price,
+        note=note,
     )
 
 

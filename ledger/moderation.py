@@ -45,8 +45,11 @@ def example_text(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         return None
     if isinstance(obj.get("input"), dict):
-        lists = [obj["input"].get("messages"), obj.get("preferred_output"),
-                 obj.get("non_preferred_output")]
+        lists = [
+            obj["input"].get("messages"),
+            obj.get("preferred_output"),
+            obj.get("non_preferred_output"),
+        ]
     else:
         lists = [obj.get("messages")]
     texts = [

@@ -36,8 +36,8 @@ def reference_encoding(name: str, scratch: str) -> tiktoken.Encoding:
     local = Path(scratch) / "o200k_base.tiktoken"
     local.write_bytes(raw)
     original = openai_public.load_tiktoken_bpe
-    openai_public.load_tiktoken_bpe = lambda _url, expected_hash=None: tiktoken.load.load_tiktoken_bpe(  # noqa: E501
-        str(local), expected_hash=O200K_HASH
+    openai_public.load_tiktoken_bpe = lambda _url, expected_hash=None: (
+        tiktoken.load.load_tiktoken_bpe(str(local), expected_hash=O200K_HASH)
     )
     try:
         params = openai_public.o200k_base()
@@ -129,8 +129,11 @@ def random_example(rng: random.Random, long: bool = False) -> dict[str, Any]:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "c1", "type": "function",
-                     "function": {"name": "lookup", "arguments": "{\"q\": \"ß\"}"}}
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"q": "ß"}'},
+                    }
                 ],
             }
         )

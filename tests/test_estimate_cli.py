@@ -25,12 +25,23 @@ def toy(isolated: Path) -> Path:
 
 
 def test_json_report_has_the_documented_fields(cli, toy):
-    result = cli("estimate", str(toy), "--model", "gpt-3.5-turbo-0613", "--at", "2024-01-15",
-                 "--format", "json")
+    result = cli(
+        "estimate",
+        str(toy),
+        "--model",
+        "gpt-3.5-turbo-0613",
+        "--at",
+        "2024-01-15",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert {k: doc[k] for k in ("examples", "billing_tokens", "n_epochs", "trained_tokens")} == {
-        "examples": 5, "billing_tokens": 4306, "n_epochs": 20, "trained_tokens": 86120
+        "examples": 5,
+        "billing_tokens": 4306,
+        "n_epochs": 20,
+        "trained_tokens": 86120,
     }
     assert doc["cost"] == "0.68896" and doc["training_price"] == "8.00"
     assert doc["dataset_tokens"] == 8242 and doc["max_tokens_per_example"] == 4096
@@ -75,34 +86,85 @@ def test_unknown_model_and_missing_file_are_one_line_errors(cli, toy, isolated):
 
 
 def test_price_in_force_on_the_given_date(cli, toy):
-    result = cli("estimate", str(toy), "--model", "gpt-4o-mini", "--at", "2024-07-01",
-                 "--format", "json")
+    result = cli(
+        "estimate", str(toy), "--model", "gpt-4o-mini", "--at", "2024-07-01", "--format", "json"
+    )
     assert result.exit_code == 1  # fine-tuning gpt-4o-mini had no price before 2024-07-23
     assert "no fine-tuning price" in result.stderr
-    later = cli("estimate", str(toy), "--model", "gpt-4o-mini", "--at", "2024-08-01",
-                "--format", "json")
+    later = cli(
+        "estimate", str(toy), "--model", "gpt-4o-mini", "--at", "2024-08-01", "--format", "json"
+    )
     assert json.loads(later.stdout)["training_price"] == "3.00"
 
 
 def test_breakeven_with_a_fee_and_with_a_dataset(cli, toy):
-    result = cli("breakeven", "--model", "gpt-4o-mini", "--base-prompt-tokens", "1500",
-                 "--ft-prompt-tokens", "200", "--output-tokens", "150",
-                 "--training-cost", "12.50", "--at", "2025-01-01", "--format", "json")
+    result = cli(
+        "breakeven",
+        "--model",
+        "gpt-4o-mini",
+        "--base-prompt-tokens",
+        "1500",
+        "--ft-prompt-tokens",
+        "200",
+        "--output-tokens",
+        "150",
+        "--training-cost",
+        "12.50",
+        "--at",
+        "2025-01-01",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     # base: 1500×0.15 + 150×0.60 = 315 µ$; fine-tuned: 200×0.30 + 150×1.20 = 240 µ$
     assert doc["saving_per_request"] == "0.000075"
     assert doc["breakeven_requests"] == 166667  # ceil(12.50 / 0.000075)
-    never = cli("breakeven", "--model", "gpt-4o-mini", "--base-prompt-tokens", "100",
-                "--ft-prompt-tokens", "100", "--output-tokens", "10",
-                "--training-cost", "1", "--format", "json")
+    never = cli(
+        "breakeven",
+        "--model",
+        "gpt-4o-mini",
+        "--base-prompt-tokens",
+        "100",
+        "--ft-prompt-tokens",
+        "100",
+        "--output-tokens",
+        "10",
+        "--training-cost",
+        "1",
+        "--format",
+        "json",
+    )
     assert json.loads(never.stdout)["breakeven_requests"] is None
-    from_data = cli("breakeven", "--model", "gpt-3.5-turbo-0613", "--base-prompt-tokens", "900",
-                    "--ft-prompt-tokens", "100", "--output-tokens", "10", "--dataset", str(toy),
-                    "--at", "2024-01-01", "--format", "json")
+    from_data = cli(
+        "breakeven",
+        "--model",
+        "gpt-3.5-turbo-0613",
+        "--base-prompt-tokens",
+        "900",
+        "--ft-prompt-tokens",
+        "100",
+        "--output-tokens",
+        "10",
+        "--dataset",
+        str(toy),
+        "--at",
+        "2024-01-01",
+        "--format",
+        "json",
+    )
     assert json.loads(from_data.stdout)["training_cost"] == "0.68896"
-    both = cli("breakeven", "--model", "gpt-4o-mini", "--base-prompt-tokens", "1",
-               "--ft-prompt-tokens", "1", "--output-tokens", "1")
+    both = cli(
+        "breakeven",
+        "--model",
+        "gpt-4o-mini",
+        "--base-prompt-tokens",
+        "1",
+        "--ft-prompt-tokens",
+        "1",
+        "--output-tokens",
+        "1",
+    )
     assert both.exit_code != 0
 
 

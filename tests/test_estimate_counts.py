@@ -10,12 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from estimate_reference import cookbook_count, random_dataset, reference_encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.estimate import Distribution, default_epochs, estimate
 from ledger.scan import scan_file
-from tests.estimate_reference import cookbook_count, random_dataset, reference_encoding
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,8 +26,9 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_cookbook_toy_file_reproduces_the_notebook(book, tmp_path):
-    result = estimate(book, "gpt-3.5-turbo-0613", DATA / "toy_chat_fine_tuning.jsonl",
-                      at=date(2024, 1, 15))
+    result = estimate(
+        book, "gpt-3.5-turbo-0613", DATA / "toy_chat_fine_tuning.jsonl", at=date(2024, 1, 15)
+    )
     assert result.encoding == "cl100k_base"
     assert result.max_tokens_per_example == 4096
     assert result.examples == 5
@@ -66,8 +67,9 @@ def test_generated_datasets_match_the_reference_exactly(tmp_path, scratch, encod
         ("ft:gpt-4.1-nano-2025-04-14:acme:x:Y1", "o200k_base", 65536, "1.50"),
     ],
 )
-def test_estimate_end_to_end_matches_reference(book, tmp_path, scratch, model, encoding, cap,
-                                                price):
+def test_estimate_end_to_end_matches_reference(
+    book, tmp_path, scratch, model, encoding, cap, price
+):
     data = random_dataset(11, 40)
     path = tmp_path / "train.jsonl"
     path.write_bytes(data)
@@ -112,8 +114,12 @@ _text = st.text(st.characters(codec="utf-8"), max_size=60)
 )
 def test_any_unicode_text_counts_like_the_reference(tmp_path, scratch, contents, ascii_escapes):
     examples = [
-        {"messages": [{"role": "user", "content": u or "x"},
-                      {"role": "assistant", "content": a or "y"}]}
+        {
+            "messages": [
+                {"role": "user", "content": u or "x"},
+                {"role": "assistant", "content": a or "y"},
+            ]
+        }
         for u, a in contents
     ]
     data = "\n".join(json.dumps(e, ensure_ascii=ascii_escapes) for e in examples).encode()
@@ -128,21 +134,23 @@ def test_any_unicode_text_counts_like_the_reference(tmp_path, scratch, contents,
 
 def test_lone_surrogate_escapes_are_counted_like_tiktoken(tmp_path, scratch):
     data = (
-        b'{"messages":[{"role":"user","content":"a\\ud83d b"},'
-        b'{"role":"assistant","content":"c"}]}'
+        b'{"messages":[{"role":"user","content":"a\\ud83d b"},{"role":"assistant","content":"c"}]}'
     )
     path = tmp_path / "s.jsonl"
     path.write_bytes(data)
     stats = scan_file(path, "cl100k_base", None, workers=1)
-    assert stats.dataset_tokens == cookbook_count(
-        data, reference_encoding("cl100k_base", scratch), None
-    ).dataset_tokens
+    assert (
+        stats.dataset_tokens
+        == cookbook_count(data, reference_encoding("cl100k_base", scratch), None).dataset_tokens
+    )
 
 
 def test_line_separators_inside_strings_do_not_split_lines(tmp_path):
     text = "a\u2028b\u2029c\u0085d"
-    line = json.dumps({"messages": [{"role": "user", "content": text},
-                                    {"role": "assistant", "content": "ok"}]}, ensure_ascii=False)
+    line = json.dumps(
+        {"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]},
+        ensure_ascii=False,
+    )
     path = tmp_path / "sep.jsonl"
     path.write_bytes(((line + "\r\n") * 3 + "\n\n").encode())
     stats = scan_file(path, "o200k_base", None, workers=1)
@@ -206,6 +214,7 @@ def test_progress_reports_every_byte_once(tmp_path):
     seen: list[int] = []
     for workers in (1, 2):
         seen.clear()
-        scan_file(path, "cl100k_base", None, workers=workers, chunk_bytes=2048,
-                  progress=seen.append)
+        scan_file(
+            path, "cl100k_base", None, workers=workers, chunk_bytes=2048, progress=seen.append
+        )
         assert sum(seen) == path.stat().st_size and len(seen) > 3

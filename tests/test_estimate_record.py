@@ -18,25 +18,54 @@ DATA = Path(__file__).parent / "data"
 
 def _finished_job(engine, job_id: str, file_id: str, trained: int, cost_pico: int) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(FineTuningJob).values(
-            id=job_id, project="", model="gpt-3.5-turbo-0613",
-            fine_tuned_model="ft:gpt-3.5-turbo-0613:acme::X1", status="succeeded",
-            method="supervised", n_epochs=20, trained_tokens=trained, created_at=1,
-            finished_at=2, training_file=file_id, billing_note=None, updated_at=2,
-        ))
-        conn.execute(insert(TrainingFee).values(
-            job_id=job_id, model="ft:gpt-3.5-turbo-0613:acme::X1",
-            base_model="gpt-3.5-turbo-0613", method="supervised", trained_tokens=trained,
-            training_price="8.00", cost_pico=cost_pico, finished_at=2, project="",
-            price_version="v", recorded_at=2,
-        ))
+        conn.execute(
+            insert(FineTuningJob).values(
+                id=job_id,
+                project="",
+                model="gpt-3.5-turbo-0613",
+                fine_tuned_model="ft:gpt-3.5-turbo-0613:acme::X1",
+                status="succeeded",
+                method="supervised",
+                n_epochs=20,
+                trained_tokens=trained,
+                created_at=1,
+                finished_at=2,
+                training_file=file_id,
+                billing_note=None,
+                updated_at=2,
+            )
+        )
+        conn.execute(
+            insert(TrainingFee).values(
+                job_id=job_id,
+                model="ft:gpt-3.5-turbo-0613:acme::X1",
+                base_model="gpt-3.5-turbo-0613",
+                method="supervised",
+                trained_tokens=trained,
+                training_price="8.00",
+                cost_pico=cost_pico,
+                finished_at=2,
+                project="",
+                price_version="v",
+                recorded_at=2,
+            )
+        )
 
 
 def test_record_then_compare_with_the_job(cli, engine, isolated):
     toy = isolated / "toy.jsonl"
     shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", toy)
-    args = ("estimate", str(toy), "--model", "gpt-3.5-turbo-0613", "--at", "2024-01-15",
-            "--format", "json", "--record")
+    args = (
+        "estimate",
+        str(toy),
+        "--model",
+        "gpt-3.5-turbo-0613",
+        "--at",
+        "2024-01-15",
+        "--format",
+        "json",
+        "--record",
+    )
     first = cli(*args)
     assert first.exit_code == 0, first.stderr
     recorded = json.loads(first.stdout)["recorded_id"]
@@ -75,8 +104,17 @@ def test_error_pct():
 def test_report_estimates_command(cli, engine, isolated):
     toy = isolated / "toy.jsonl"
     shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", toy)
-    cli("estimate", str(toy), "--model", "gpt-3.5-turbo-0613", "--at", "2024-01-15",
-        "--record", "--file-id", "file-abc")
+    cli(
+        "estimate",
+        str(toy),
+        "--model",
+        "gpt-3.5-turbo-0613",
+        "--at",
+        "2024-01-15",
+        "--record",
+        "--file-id",
+        "file-abc",
+    )
     _finished_job(engine, "ftjob-1", "file-abc", trained=86120, cost_pico=688_960_000_000)
     result = cli("report", "estimates", "--format", "json")
     assert result.exit_code == 0, result.stderr

@@ -22,25 +22,45 @@ CASES: list[tuple[bytes, set[str]]] = [
     (b"[1, 2]", {"data_type"}),
     (b'{"prompt": "x"}', {"missing_messages_list"}),
     (b'{"messages": []}', {"missing_messages_list"}),
-    (b'{"messages": [{"content": "x"}, {"role": "assistant", "content": "y"}]}',
-     {"message_missing_key", "unrecognized_role"}),
-    (b'{"messages": [{"role": "user", "content": "x", "mood": 1},'
-     b' {"role": "assistant", "content": "y"}]}', {"message_unrecognized_key"}),
-    (b'{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}',
-     {"unrecognized_role"}),
-    (b'{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}',
-     {"missing_content"}),
-    (b'{"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "y"}]}',
-     {"missing_content"}),
+    (
+        b'{"messages": [{"content": "x"}, {"role": "assistant", "content": "y"}]}',
+        {"message_missing_key", "unrecognized_role"},
+    ),
+    (
+        b'{"messages": [{"role": "user", "content": "x", "mood": 1},'
+        b' {"role": "assistant", "content": "y"}]}',
+        {"message_unrecognized_key"},
+    ),
+    (
+        b'{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+        {"unrecognized_role"},
+    ),
+    (
+        b'{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "y"}]}',
+        {"missing_content"},
+    ),
+    (
+        b'{"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "y"}]}',
+        {"missing_content"},
+    ),
     (b'{"messages": [{"role": "user", "content": "x"}]}', {"example_missing_assistant_message"}),
     (b'{"messages": ["text", {"role": "assistant", "content": "y"}]}', {"data_type"}),
-    (b'{"messages": [{"role": "user", "content": "caf\xe9"},'
-     b' {"role": "assistant", "content": "y"}]}', {"invalid_json"}),
+    (
+        b'{"messages": [{"role": "user", "content": "caf\xe9"},'
+        b' {"role": "assistant", "content": "y"}]}',
+        {"invalid_json"},
+    ),
     (b"", set()),  # blank lines are ignored
-    (b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null,'
-     b' "function_call": {"name": "f", "arguments": "{}"}}]}', set()),
-    (b'{"messages": [{"role": "user", "content": "x", "weight": 0},'
-     b' {"role": "assistant", "content": "y", "weight": 1}]}', set()),
+    (
+        b'{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null,'
+        b' "function_call": {"name": "f", "arguments": "{}"}}]}',
+        set(),
+    ),
+    (
+        b'{"messages": [{"role": "user", "content": "x", "weight": 0},'
+        b' {"role": "assistant", "content": "y", "weight": 1}]}',
+        set(),
+    ),
 ]
 
 
@@ -69,8 +89,13 @@ def test_every_error_is_located_by_line(tmp_path, workers, chunk, eol):
 
 def test_warnings_name_examples_without_system_or_user(tmp_path):
     lines = [
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                      {"role": "assistant", "content": "a"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "u"},
+                {"role": "assistant", "content": "a"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]},
         {"messages": [{"role": "system", "content": "s"}, {"role": "assistant", "content": "a"}]},
     ]

@@ -102,7 +102,12 @@ def estimate(
     size = file.stat().st_size if file.is_file() else 0
     with _lazy_progress(f"counting {file.name}", size) as progress:
         result = run_estimate(
-            app_ctx.pricebook, model, file, epochs=epochs, at=on, workers=workers,
+            app_ctx.pricebook,
+            model,
+            file,
+            epochs=epochs,
+            at=on,
+            workers=workers,
             progress=progress,
         )
     document = result.as_dict()
@@ -121,9 +126,7 @@ def estimate(
 
 def _print_report(fmt: Format, result: Estimate, document: dict[str, Any]) -> None:
     summary = {
-        k: v
-        for k, v in document.items()
-        if not isinstance(v, list | dict) and v is not None
+        k: v for k, v in document.items() if not isinstance(v, list | dict) and v is not None
     }
     for key, value in (document.get("token_distribution") or {}).items():
         summary[f"tokens_{key}"] = value
@@ -154,8 +157,10 @@ def _print_report(fmt: Format, result: Estimate, document: dict[str, Any]) -> No
     if moderation and moderation["flagged"]:
         sys.stdout.write("\n")
         emit_table(
-            [{"line": f["line"], "categories": ",".join(f["categories"])}
-             for f in moderation["flagged"]],
+            [
+                {"line": f["line"], "categories": ",".join(f["categories"])}
+                for f in moderation["flagged"]
+            ],
             ["line", "categories"],
             title=f"Flagged by moderation: {moderation['flagged_lines']} lines",
         )
@@ -171,7 +176,10 @@ def _record(app_ctx: Any, file: Path, result: Estimate, file_id: str) -> int:
     from ledger.store.estimates import record_estimate
 
     return record_estimate(
-        app_ctx.engine, file, result, price_version=app_ctx.pricebook.version,
+        app_ctx.engine,
+        file,
+        result,
+        price_version=app_ctx.pricebook.version,
         openai_file_id=file_id,
     )
 
@@ -188,8 +196,15 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
 
     rows = [c.as_dict() for c in compare_estimates(app_context(ctx).engine)]
     columns = [
-        "estimate_id", "file", "model", "job_id", "estimated_trained_tokens",
-        "actual_trained_tokens", "tokens_error_pct", "estimated_cost", "actual_cost",
+        "estimate_id",
+        "file",
+        "model",
+        "job_id",
+        "estimated_trained_tokens",
+        "actual_trained_tokens",
+        "tokens_error_pct",
+        "estimated_cost",
+        "actual_cost",
         "cost_error_pct",
     ]
     emit(fmt, rows, columns, title="Estimates against actual training (USD)")

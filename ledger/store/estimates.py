@@ -175,8 +175,14 @@ def compare_estimates(engine: Engine) -> list[Comparison]:
     fee = TrainingFee.__table__.c
     query = (
         select(
-            est.id, est.file_name, est.model, est.openai_file_id, est.trained_tokens,
-            est.cost_pico, job.id.label("job_id"), job.trained_tokens.label("actual_tokens"),
+            est.id,
+            est.file_name,
+            est.model,
+            est.openai_file_id,
+            est.trained_tokens,
+            est.cost_pico,
+            job.id.label("job_id"),
+            job.trained_tokens.label("actual_tokens"),
             fee.cost_pico.label("actual_cost"),
         )
         .select_from(
