@@ -234,10 +234,12 @@ def _decide(
         "decided_at": now,
     }
     # One row, RETURNING: a row comes back only when this check inserted the decision.
+    # No conflict target: the idempotency key is unique too, and a concurrent check
+    # inserting the same decision may trip either constraint first (PostgreSQL).
     decision_id = conn.execute(
         _insert(conn)(_decisions)
         .values(values)
-        .on_conflict_do_nothing(index_elements=["budget", "period", "kind", "threshold"])
+        .on_conflict_do_nothing()
         .returning(_decisions.c.id)
     ).scalar_one_or_none()
     if decision_id is None:
