@@ -16,7 +16,6 @@ import fnmatch
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ledger.errors import BudgetConfigError, Problem
 from ledger.money import D, to_pico
+from ledger.tomlfile import read_toml
 
 CHANNEL_TYPES = ("webhook", "slack", "email", "log")
 PERIODS = ("monthly", "weekly", "daily")
@@ -181,18 +181,9 @@ def load_budgets(
     With resolve_secrets=False, `${VAR}` values are left unexpanded and unchecked, so
     commands that only read spend (status, forecast) work without the secrets.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         return BudgetConfig({}, (), str(path))
-    except OSError as exc:
-        raise BudgetConfigError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise BudgetConfigError([Problem(str(path), f"not UTF-8 (byte {exc.start})")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BudgetConfigError([Problem(str(path), f"not valid TOML: {exc}")]) from None
+    raw, data = read_toml(path, BudgetConfigError)
     _warn_if_exposed(path, raw.decode("utf-8"), data)
     return parse_budgets(
         data,

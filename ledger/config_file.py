@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.errors import Problem, SettingsError
+from ledger.tomlfile import read_toml
 
 BUCKET_WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -82,18 +82,8 @@ def load_ledger_config(path: Path | None) -> LedgerConfig:
     """The settings in `path` (defaults where it is silent); None or absent: all defaults."""
     if path is None or not path.is_file():
         return LedgerConfig()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SettingsError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SettingsError([Problem(str(path), f"not UTF-8 (byte {exc.start})")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([Problem(str(path), f"not valid TOML: {exc}")]) from None
+    raw, data = read_toml(path, SettingsError)
+    text = raw.decode("utf-8")
     config = parse_ledger_config(data, source=str(path))
     warning = exposure_warning(path, text)
     return LedgerConfig(

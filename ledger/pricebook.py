@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -19,6 +18,7 @@ from typing import Any
 
 from ledger.errors import PriceBookError, Problem
 from ledger.money import D, per_token_pico
+from ledger.tomlfile import read_toml
 
 KNOWN_ENCODINGS = frozenset({"cl100k_base", "o200k_base"})
 FINE_TUNED_PREFIX = "ft:"
@@ -176,16 +176,7 @@ class PriceBook:
 
 def load_pricebook(path: Path) -> PriceBook:
     """Read and validate prices.toml; raise PriceBookError listing every problem."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PriceBookError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise PriceBookError([Problem(str(path), f"not UTF-8 (byte {exc.start})")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceBookError([Problem(str(path), f"not valid TOML: {exc}")]) from None
+    raw, data = read_toml(path, PriceBookError)
     version = hashlib.sha256(raw).hexdigest()[:16]
     return parse_pricebook(data, source=str(path), version=version)
 
