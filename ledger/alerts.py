@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.budgets import Budget, BudgetConfig, Period, load_budgets, period_containing, utc_now
@@ -39,12 +39,12 @@ from ledger.pricebook import PriceBook
 from ledger.settings import Settings
 from ledger.store.ledger import insert_ignore
 from ledger.store.spend import by_day, daily_spend, first_day
-from ledger.store.tables import AlertDecision, AlertDelivery
+from ledger.store.tables import AlertDecision, AlertDelivery, core
 
 CLAIM_LEASE_SECONDS = 300
 
-_decisions: Table = AlertDecision.__table__  # type: ignore[assignment]
-_deliveries: Table = AlertDelivery.__table__  # type: ignore[assignment]
+_decisions = core(AlertDecision)
+_deliveries = core(AlertDelivery)
 
 
 @dataclass(frozen=True)
@@ -237,10 +237,7 @@ def _decide(
     # No conflict target: the idempotency key is unique too, and a concurrent check
     # inserting the same decision may trip either constraint first (PostgreSQL).
     decision_id = conn.execute(
-        _insert(conn)(_decisions)
-        .values(values)
-        .on_conflict_do_nothing()
-        .returning(_decisions.c.id)
+        _insert(conn)(_decisions).values(values).on_conflict_do_nothing().returning(_decisions.c.id)
     ).scalar_one_or_none()
     if decision_id is None:
         return False

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -44,7 +44,7 @@ from ledger.errors import (
 from ledger.pricebook import PriceBook
 from ledger.store.ledger import PostResult, index_observations, insert_ignore, post_training_fee
 from ledger.store.ledger import post_usage as _post_usage
-from ledger.store.tables import BilledCost, FineTuningJob, Watermark
+from ledger.store.tables import BilledCost, FineTuningJob, Watermark, core
 
 log = logging.getLogger("ledger.sync")
 
@@ -60,9 +60,9 @@ RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
 COSTS_WINDOW_DAYS = 180
 HOURLY_NOTE = "reinforcement: billed per training hour; the API does not report hours"
 
-_watermarks: Table = Watermark.__table__  # type: ignore[assignment]
-_jobs: Table = FineTuningJob.__table__  # type: ignore[assignment]
-_costs: Table = BilledCost.__table__  # type: ignore[assignment]
+_watermarks = core(Watermark)
+_jobs = core(FineTuningJob)
+_costs = core(BilledCost)
 
 
 class AdminReader(Protocol):

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.money import TOKENS_PER_PRICE_UNIT
 from ledger.pricebook import PriceBook
 from ledger.reports.monthly import money_text
 from ledger.reports.period import SECONDS_PER_DAY, Month, iso_utc
-from ledger.store.tables import TrainingFee, UsageEntry
+from ledger.store.tables import TrainingFee, UsageEntry, core
 
 MANDATORY_COLUMNS = (
     "BilledCost",
@@ -71,8 +71,8 @@ SERVICE_NAME = "OpenAI API"
 SERVICE_CATEGORY = "AI and Machine Learning"
 PRICING_UNIT = "1M Tokens"
 
-_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
-_fees: Table = TrainingFee.__table__  # type: ignore[assignment]
+_usage = core(UsageEntry)
+_fees = core(TrainingFee)
 
 
 @dataclass(frozen=True)

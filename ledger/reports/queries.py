@@ -15,12 +15,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.reports.period import SECONDS_PER_DAY
-from ledger.store.tables import TrainingFee, UsageEntry
+from ledger.store.tables import TrainingFee, UsageEntry, core
 
 Dimension = Literal["none", "project", "day", "batch"]
 
-_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
-_fees: Table = TrainingFee.__table__  # type: ignore[assignment]
+_usage = core(UsageEntry)
+_fees = core(TrainingFee)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.errors import PricingError
 from ledger.money import display, from_pico
 from ledger.reports.period import SECONDS_PER_DAY, Month, day_of
-from ledger.store.tables import BilledCost, TrainingFee, UsageEntry
+from ledger.store.tables import BilledCost, TrainingFee, UsageEntry, core
 
 DEFAULT_TOLERANCE_PCT = Decimal(2)
 COLUMNS = (
@@ -35,9 +35,9 @@ CAUSE_NOT_POLLED = "no billed rows: the Costs API has not been polled for this d
 CAUSE_BILLED_LOW = "billed below computed: a promotion or discount, or a stale (higher) price"
 CAUSE_BILLED_HIGH = "billed above computed: usage missing from the ledger, or an unpriced model"
 
-_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
-_fees: Table = TrainingFee.__table__  # type: ignore[assignment]
-_billed: Table = BilledCost.__table__  # type: ignore[assignment]
+_usage = core(UsageEntry)
+_fees = core(TrainingFee)
+_billed = core(BilledCost)
 
 
 def amount_text(amount: Decimal | None) -> str | None:

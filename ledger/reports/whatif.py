@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.errors import PricingError
 from ledger.pricebook import PriceBook
 from ledger.reports.monthly import money_text, percent_text
 from ledger.reports.period import SECONDS_PER_DAY, Month, day_of
-from ledger.store.tables import UsageEntry
+from ledger.store.tables import UsageEntry, core
 
 COLUMNS = (
     "model",
@@ -33,7 +33,7 @@ COLUMNS = (
     "difference_pct",
 )
 
-_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
+_usage = core(UsageEntry)
 
 
 @dataclass

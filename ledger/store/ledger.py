@@ -24,12 +24,12 @@ from ledger.errors import ConflictError
 from ledger.money import per_token_pico
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer, utc_date
-from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry
+from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry, core
 
 INSERT_CHUNK = 20_000
 
-_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
-_fees: Table = TrainingFee.__table__  # type: ignore[assignment]
+_usage = core(UsageEntry)
+_fees = core(TrainingFee)
 _INSERT_COLUMNS = (
     *USAGE_KEY_COLUMNS,
     "revision",

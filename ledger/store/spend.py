@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import BigInteger, Table, case, func, literal_column, select
+from sqlalchemy import BigInteger, case, func, literal_column, select
 from sqlalchemy.engine import Connection
 
-from ledger.store.tables import TrainingFee, UsageEntry
+from ledger.store.tables import TrainingFee, UsageEntry, core
 
-_usage: Table = UsageEntry.__table__  # type: ignore[assignment]
-_fees: Table = TrainingFee.__table__  # type: ignore[assignment]
+_usage = core(UsageEntry)
+_fees = core(TrainingFee)
 _EPOCH = date(1970, 1, 1)
 _DAY = literal_column("86400", BigInteger)
 

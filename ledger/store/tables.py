@@ -8,7 +8,9 @@ of something outside (jobs, OpenAI's billed costs, poll progress).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from typing import cast
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.store.base import Base, BigIntId
@@ -24,6 +26,11 @@ USAGE_KEY_COLUMNS = (
     "batch",
     "service_tier",
 )
+
+
+def core(model: type[Base]) -> Table:
+    """The Core table behind a model: bulk SQL reads and writes need no ORM objects."""
+    return cast(Table, model.__table__)
 
 
 class UsageEntry(Base):
