@@ -143,8 +143,8 @@ def main() -> None:
                 f"round {run + 1}: first import {o1:.2f}s vs floor {f1:.2f}s; "
                 f"second import {o2:.2f}s vs floor {f2:.2f}s"
             )
-        print(summary("import (first)", first, TARGET))
-        print(summary("import (again, nothing changes)", second, TARGET))
+        print(summary("import (first)", first, TARGET, smoke=args.smoke))
+        print(summary("import (again, nothing changes)", second, TARGET, smoke=args.smoke))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def main() -> None:
             f"{ours_s[len(ours_s) // 2] * 1000:.0f} ms, raw GROUP BY median "
             f"{floor_s[len(floor_s) // 2] * 1000:.0f} ms"
         )
-        print(summary("report monthly --format json", ratios, TARGET))
+        print(summary("report monthly --format json", ratios, TARGET, smoke=args.smoke))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def main() -> None:
         f"import typer median {floor_s[len(floor_s) // 2] * 1000:.0f} ms; "
         f"no heavy imports ({', '.join(HEAVY)})"
     )
-    print(summary("startup (ftledger --help)", ratios, TARGET))
+    print(summary("startup (ftledger --help)", ratios, TARGET, smoke=args.smoke))
 
 
 if __name__ == "__main__":
