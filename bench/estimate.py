@@ -9,7 +9,7 @@ memory of the estimate's process tree (PSS and summed RSS, sampled from /proc).
 Targets: ratio <= 0.6, peak <= 300 MB. Run it on an otherwise idle machine: the
 estimate uses every core, the baseline one, so other load hurts only the estimate.
 
-    python bench/estimate.py                 # 100 MB, 3 rounds
+    python bench/estimate.py                 # 100 MB, 7 rounds
     python bench/estimate.py --smoke            # 6 MB, one round (CI)
 """
 
@@ -214,7 +214,7 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="reuse/keep the dataset at this path")
     parser.add_argument("--smoke", action="store_true", help="6 MB, one round (CI)")
     args = parser.parse_args()
