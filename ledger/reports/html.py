@@ -221,7 +221,10 @@ def _comparison_chart(report: MonthlyReport) -> str:
     pairs = [
         (str(r["model"]), to_pico(Decimal(r["usage_cost"])), to_pico(Decimal(r["base_model_cost"])))
         for r in report.rows
-        if r.get("fine_tuned") and r["usage_cost"] is not None and r["base_model_cost"] is not None
+        if r.get("fine_tuned")
+        and r["usage_cost"] is not None
+        and r["base_model_cost"] is not None
+        and r["requests"]  # a model with only a training fee this month has nothing to compare
     ]
     if report.by != "model":
         return '<p class="note">Shown in the report grouped by model.</p>'
