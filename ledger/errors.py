@@ -7,6 +7,7 @@
     │   └── SettingsError            ledger.toml, environment
     ├── InputError                   a bad file given on the command line (CSV, dataset)
     ├── PricingError                 a model or date the price book cannot price
+    ├── EncodingUnavailable          no verified offline copy of a tokenizer's rank file
     ├── StoreError                   the database (unreachable, behind its migrations, ...)
     │   ├── SchemaBehindError        run `ftledger db upgrade`
     │   └── ConflictError            a concurrent writer won; the operation may be retried
@@ -75,6 +76,10 @@ class InputError(ConfigError):
 
 class PricingError(LedgerError):
     pass
+
+
+class EncodingUnavailable(LedgerError):
+    """No installed package holds a verified copy of the encoding's rank file."""
 
 
 class StoreError(LedgerError):

