@@ -8,11 +8,14 @@ sum integers identically.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import MAX_PREC, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 PICO_PER_UNIT = 10**12
 TOKENS_PER_PRICE_UNIT = 10**6  # prices are quoted per 1M tokens
 DISPLAY_PLACES = 6
+# Sums, differences and products of exact amounts without the default 28-digit rounding
+# (billed text may carry more digits); never divide in it.
+EXACT = Context(prec=MAX_PREC)
 
 
 def D(value: str | int | Decimal) -> Decimal:
@@ -51,7 +54,8 @@ def display(amount: Decimal | None, places: int = DISPLAY_PLACES) -> str | None:
     """The one rounding helper: a decimal string with `places` decimals, half-even."""
     if amount is None:
         return None
-    return format(amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
+    step = Decimal(1).scaleb(-places)
+    return format(amount.quantize(step, rounding=ROUND_HALF_EVEN, context=EXACT), "f")
 
 
 def pico_display(pico: int | None, places: int = DISPLAY_PLACES) -> str | None:

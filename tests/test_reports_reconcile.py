@@ -105,3 +105,13 @@ def test_other_currency_is_refused(engine, book, cli):
     billed(engine, "2024-11-01", "1.00", currency="eur")
     result = cli("reconcile", "--month", "2024-11")
     assert result.exit_code == 1 and "EUR" in result.stderr
+
+
+def test_billed_amounts_beyond_28_digits_are_summed_exactly(engine, cli):
+    billed(engine, "2024-11-01", "1000.000000000000000000000000000001", line_item="a")
+    billed(engine, "2024-11-01", "0.000000000000000000000000000002", line_item="b")
+    doc = run(cli)
+    first = {d["day"]: d for d in doc["days"]}["2024-11-01"]
+    assert first["billed_cost"] == "1000.000000000000000000000000000003"
+    assert doc["totals"]["billed_cost"] == "1000.000000000000000000000000000003"
+    assert first["variance"] == "1000.000000000000000000000000000003"

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.errors import PricingError
-from ledger.money import display, from_pico
+from ledger.money import EXACT, display, from_pico
 from ledger.reports.period import SECONDS_PER_DAY, Month, day_of
 from ledger.store.tables import BilledCost, TrainingFee, UsageEntry, core
 
@@ -44,9 +44,9 @@ def amount_text(amount: Decimal | None) -> str | None:
     """Exact decimal text with at least six decimals (billed amounts may carry more)."""
     if amount is None:
         return None
-    exponent = amount.normalize().as_tuple().exponent
+    exponent = EXACT.normalize(amount).as_tuple().exponent
     places = max(6, -exponent) if isinstance(exponent, int) else 6
-    return f"{Decimal(str(display(amount, places))):f}"  # plain digits, never 4E-18
+    return display(amount, places)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _billed_by_day(conn: Connection, month: Month, currency: str) -> dict[int, D
                 f"amounts in {currency.upper()}; ftledger does not convert currencies"
             )
         day_n = int(start) // SECONDS_PER_DAY
-        billed[day_n] = billed.get(day_n, Decimal(0)) + Decimal(amount)
+        billed[day_n] = EXACT.add(billed.get(day_n, Decimal(0)), Decimal(amount))
     return billed
 
 
@@ -142,9 +142,9 @@ def reconcile(
     for day_n in range(first, last + 1):
         mine = from_pico(computed.get(day_n, 0))
         theirs = billed.get(day_n)
-        total_computed += mine
-        total_billed += theirs or 0
-        variance = None if theirs is None else theirs - mine
+        total_computed = EXACT.add(total_computed, mine)
+        total_billed = EXACT.add(total_billed, theirs or 0)
+        variance = None if theirs is None else EXACT.subtract(theirs, mine)
         beyond = _beyond(mine, variance, tolerance_pct)
         if theirs is None and mine == 0:
             beyond = False
@@ -161,7 +161,7 @@ def reconcile(
                 "likely_cause": _cause(mine, theirs, unpriced.get(day_n, set())) if flag else "",
             }
         )
-    variance_total = total_billed - total_computed
+    variance_total = EXACT.subtract(total_billed, total_computed)
     totals = {
         "computed_cost": amount_text(total_computed),
         "billed_cost": amount_text(total_billed),
@@ -177,7 +177,9 @@ def _beyond(computed: Decimal, variance: Decimal | None, tolerance_pct: Decimal)
         return False
     if computed == 0:
         return variance != 0
-    return abs(variance) * 100 > abs(computed) * tolerance_pct
+    return EXACT.multiply(EXACT.abs(variance), 100) > EXACT.multiply(
+        EXACT.abs(computed), tolerance_pct
+    )
 
 
 def _pct(variance: Decimal | None, computed: Decimal) -> str | None:
