@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ledger.errors import BudgetConfigError, Problem
 from ledger.money import D, to_pico
+from ledger.reports.period import Month, day_start
 from ledger.tomlfile import read_toml
 
 CHANNEL_TYPES = ("webhook", "slack", "email", "log")
@@ -75,20 +76,15 @@ class Period:
 
     @property
     def start_ts(self) -> int:
-        return day_ts(self.start)
+        return day_start(self.start)
 
     @property
     def end_ts(self) -> int:
-        return day_ts(self.end)
+        return day_start(self.end)
 
     @property
     def days(self) -> int:
         return (self.end - self.start).days
-
-
-def day_ts(day: date) -> int:
-    """Unix seconds of a UTC midnight."""
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def period_containing(kind: str, on: date) -> Period:
@@ -107,10 +103,7 @@ def period_containing(kind: str, on: date) -> Period:
 
 def parse_month(text: str) -> Period:
     """A YYYY-MM month label as a monthly period; ValueError when it is not one."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"{text!r} is not a month (YYYY-MM)")
-    return period_containing("monthly", date(int(match.group(1)), int(match.group(2)), 1))
+    return period_containing("monthly", Month.parse(text).first_day)
 
 
 def utc_now(now: datetime | int | None = None) -> datetime:

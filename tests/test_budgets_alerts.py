@@ -12,8 +12,8 @@ from alert_receivers import free_port, http_receiver
 from sqlalchemy import select, text, update
 
 from ledger.alerts import run_budget_check
-from ledger.budgets import day_ts
 from ledger.domain import JobObservation, UsageKey, UsageObservation
+from ledger.reports.period import day_start
 from ledger.settings import load_settings
 from ledger.store.engine import open_engine
 from ledger.store.ledger import post_training_fee, post_usage
@@ -28,7 +28,7 @@ CANARY = "CANARY-s3cr3t-7f1e"
 def spend(engine, book, day: date, cents: int, model=SUPPORT, project="proj_a"):
     """Post usage costing `cents`: fine-tuned output is $1.20 per 1M tokens."""
     assert cents % 3 == 0
-    start = day_ts(day)
+    start = day_start(day)
     key = UsageKey("test", start, start + 86400, model, project)
     with engine.begin() as conn:
         post_usage(
@@ -148,7 +148,7 @@ def test_downward_revision_and_a_new_period(engine, book, config_dir, hook):
         write_budgets(config_dir, rx.url, forecast=[])
         run_budget_check(engine, settings, book, now=NOW)
         # the usage of 1 November is revised down to nothing: nothing re-sent, nothing deleted
-        start = day_ts(date(2026, 11, 1))
+        start = day_start(date(2026, 11, 1))
         key = UsageKey("test", start, start + 86400, SUPPORT, "proj_a")
         with engine.begin() as conn:
             post_usage(conn, {key: UsageObservation(key, 1, 0, 0, 0)}, book, now=start)
@@ -208,7 +208,7 @@ def test_glob_scopes_projects_and_training_fees(engine, book, config_dir, hook):
     spend(engine, book, date(2026, 11, 2), 120, model=SUPPORT + ":ckpt-step-88")
     job = JobObservation(
         "ftjob-1", "gpt-4o-mini-2024-07-18", SUPPORT, "succeeded", "supervised", 3,
-        100_000, day_ts(date(2026, 11, 3)), day_ts(date(2026, 11, 3)) + 60, project="proj_a",
+        100_000, day_start(date(2026, 11, 3)), day_start(date(2026, 11, 3)) + 60, project="proj_a",
     )  # fmt: skip
     with engine.begin() as conn:
         assert post_training_fee(conn, job, book).cost_pico == 300_000_000_000  # $0.30
