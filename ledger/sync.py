@@ -653,6 +653,9 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
 
     try:
         conn = engine.connect()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot take the poll lock: {_first_db_line(exc)}") from None
+    try:
         got = bool(
             conn.execute(
                 text("SELECT pg_try_advisory_lock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
@@ -660,6 +663,7 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
         )
         conn.commit()
     except SQLAlchemyError as exc:
+        conn.close()  # a failed attempt must not leak the pooled connection
         raise StoreError(f"cannot take the poll lock: {_first_db_line(exc)}") from None
     try:
         try:
