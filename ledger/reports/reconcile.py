@@ -145,10 +145,7 @@ def reconcile(
         total_computed = EXACT.add(total_computed, mine)
         total_billed = EXACT.add(total_billed, theirs or 0)
         variance = None if theirs is None else EXACT.subtract(theirs, mine)
-        beyond = _beyond(mine, variance, tolerance_pct)
-        if theirs is None and mine == 0:
-            beyond = False
-        flag = beyond or (theirs is None and mine != 0)
+        flag = _beyond(mine, variance, tolerance_pct) or (theirs is None and mine != 0)
         flagged += flag
         days.append(
             {
