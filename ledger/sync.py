@@ -230,18 +230,7 @@ def _poll_usage(
     progress: Progress | None,
     halt: Callable[[], bool],
 ) -> None:
-    width = config.bucket_seconds
-    windows = plan_windows(
-        read_watermark(engine, spec.name).position,
-        since,
-        now=now,
-        width=width,
-        lookback_days=config.lookback_days,
-        window_days=config.window_days,
-    )
-    for i, (start, end) in enumerate(windows):
-        if halt():
-            return
+    def read(start: int, end: int) -> Any:
         observations = [
             obs for page in reader.usage_pages(start, end, config.bucket_width) for obs in page
         ]
@@ -252,22 +241,15 @@ def _poll_usage(
                 f"{USAGE_ENDPOINT} returned {len(conflicts)} usage key(s) twice with different "
                 f"counts (first: {first.model} at {iso(first.bucket_start)})"
             )
-        position = min(end, _floor(now, width))
+        return indexed
 
-        def write(conn: Connection, indexed: Any = indexed, position: int = position) -> Any:
-            posted = _post_usage(conn, indexed, book, now=now)
-            _advance(conn, spec.name, position, now)
-            return posted
+    def post(conn: Connection, indexed: Any, start: int, end: int) -> PostResult:
+        return _post_usage(conn, indexed, book, now=now)
 
-        posted: PostResult = _write(engine, write)
-        report.windows += 1
-        report.read += posted.observed
-        report.posted += posted.posted
-        report.unchanged += posted.unchanged
-        report.unpriced_models |= posted.unpriced_models
-        report.position = position
-        if progress:
-            progress(spec.name, i + 1, len(windows))
+    windows = _plan(engine, config, spec, since, now, config.bucket_seconds, config.window_days)
+    _poll_windows(
+        engine, spec, report, windows, config.bucket_seconds, now, read, post, progress, halt
+    )
 
 
 def _poll_costs(
@@ -281,36 +263,73 @@ def _poll_costs(
     progress: Progress | None,
     halt: Callable[[], bool],
 ) -> None:
-    windows = plan_windows(
+    def read(start: int, end: int) -> Any:
+        return _index_costs(obs for page in reader.cost_pages(start, end) for obs in page)
+
+    def post(conn: Connection, lines: Any, start: int, end: int) -> PostResult:
+        written = _mirror_costs(conn, lines, start, end, now)
+        return PostResult(len(lines), written, max(len(lines) - written, 0))
+
+    window_days = max(config.window_days, COSTS_WINDOW_DAYS)
+    windows = _plan(engine, config, spec, since, now, DAY, window_days)
+    _poll_windows(engine, spec, report, windows, DAY, now, read, post, progress, halt)
+
+
+def _plan(
+    engine: Engine,
+    config: LedgerConfig,
+    spec: SourceSpec,
+    since: date | None,
+    now: int,
+    width: int,
+    window_days: int,
+) -> list[tuple[int, int]]:
+    return plan_windows(
         read_watermark(engine, spec.name).position,
         since,
         now=now,
-        width=DAY,
+        width=width,
         lookback_days=config.lookback_days,
-        window_days=max(config.window_days, COSTS_WINDOW_DAYS),
+        window_days=window_days,
     )
+
+
+def _poll_windows(
+    engine: Engine,
+    spec: SourceSpec,
+    report: SourceReport,
+    windows: list[tuple[int, int]],
+    width: int,
+    now: int,
+    read: Callable[[int, int], Any],
+    post: Callable[[Connection, Any, int, int], PostResult],
+    progress: Progress | None,
+    halt: Callable[[], bool],
+) -> None:
+    """Read each window whole, then post it and advance the watermark in one transaction."""
     for i, (start, end) in enumerate(windows):
         if halt():
             return
-        lines = _index_costs(obs for page in reader.cost_pages(start, end) for obs in page)
-        position = min(end, _floor(now, DAY))
+        batch = read(start, end)
+        position = min(end, _floor(now, width))
 
         def write(
             conn: Connection,
-            lines: Any = lines,
+            batch: Any = batch,
             start: int = start,
             end: int = end,
             p: int = position,
-        ) -> int:
-            written = _mirror_costs(conn, lines, start, end, now)
+        ) -> PostResult:
+            posted = post(conn, batch, start, end)
             _advance(conn, spec.name, p, now)
-            return written
+            return posted
 
-        written = _write(engine, write)
-        report.posted += written
-        report.unchanged += max(len(lines) - written, 0)
+        posted: PostResult = _write(engine, write)
         report.windows += 1
-        report.read += len(lines)
+        report.read += posted.observed
+        report.posted += posted.posted
+        report.unchanged += posted.unchanged
+        report.unpriced_models |= posted.unpriced_models
         report.position = position
         if progress:
             progress(spec.name, i + 1, len(windows))
