@@ -384,34 +384,16 @@ def openai_specs(
     env = os.environ if environ is None else environ
     base_url = config.base_url or env.get("OPENAI_BASE_URL") or None
 
-    def admin() -> Any:
-        from ledger.sources.openai import OpenAISource
-
-        key = env.get(config.admin_key_env)
-        if not key:
-            raise AuthError(
-                f"{config.admin_key_env} is not set: an admin key is needed to read usage and costs"
-            )
-        return OpenAISource(
-            admin_key=key,
-            project_keys={},
-            base_url=base_url,
-            timeout=config.timeout_seconds,
-            max_retries=config.max_retries,
-            backoff=config.retry_backoff_seconds,
-            max_retry_after=config.max_retry_after_seconds,
-        )
-
-    def project(name: str, key_env: str) -> Callable[[], Any]:
-        def open_project() -> Any:
+    def opener(key_env: str, missing: str, project: str | None) -> Callable[[], Any]:
+        def open_source() -> Any:
             from ledger.sources.openai import OpenAISource
 
             key = env.get(key_env)
             if not key:
-                raise AuthError(f"{key_env} is not set: it should hold the key of project {name!r}")
+                raise AuthError(f"{key_env} is not set: {missing}")
             return OpenAISource(
-                admin_key="",
-                project_keys={name: key},
+                admin_key="" if project is not None else key,
+                project_keys={} if project is None else {project: key},
                 base_url=base_url,
                 timeout=config.timeout_seconds,
                 max_retries=config.max_retries,
@@ -419,12 +401,18 @@ def openai_specs(
                 max_retry_after=config.max_retry_after_seconds,
             )
 
-        return open_project
+        return open_source
 
+    admin = opener(config.admin_key_env, "an admin key is needed to read usage and costs", None)
     specs = [SourceSpec(USAGE_SOURCE, "usage", admin), SourceSpec(COSTS_SOURCE, "costs", admin)]
     for p in config.projects:
         specs.append(
-            SourceSpec(JOBS_SOURCE_PREFIX + p.name, "jobs", project(p.name, p.key_env), p.name)
+            SourceSpec(
+                JOBS_SOURCE_PREFIX + p.name,
+                "jobs",
+                opener(p.key_env, f"it should hold the key of project {p.name!r}", p.name),
+                p.name,
+            )
         )
     return specs
 
