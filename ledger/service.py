@@ -7,7 +7,6 @@ the budget check when the budgets module provides one.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import threading
@@ -48,24 +47,13 @@ def run_poll(
         )
 
 
-def budget_check_hook() -> Callable[..., Any] | None:
-    """`run_budget_check(engine, settings, book, now=None)` when a module provides it."""
-    for module in ("ledger.budgets", "ledger.alerts"):
-        try:
-            found = getattr(importlib.import_module(module), "run_budget_check", None)
-        except ImportError:
-            continue
-        if callable(found):
-            return found
-    return None
-
-
 def run_budget_check(
     engine: Engine, settings: Settings, book: PriceBook, now: int | None = None
 ) -> Any:
-    """The budget check after a poll, or None when budgets are not available."""
-    hook = budget_check_hook()
-    return None if hook is None else hook(engine, settings, book, now=now)
+    """The budget check after a poll (ledger.alerts, imported only when it runs)."""
+    from ledger.alerts import run_budget_check as check
+
+    return check(engine, settings, book, now=now)
 
 
 # --- the scheduler ---------------------------------------------------------------

@@ -104,12 +104,10 @@ def test_a_readable_config_holding_a_secret_earns_a_warning(cli, config_dir):
 
 
 def test_poll_runs_the_budget_check_unless_told_not_to(engine, cli, config_dir, keys, monkeypatch):
-    import ledger.service
+    import ledger.alerts
 
     calls: list[object] = []
-    monkeypatch.setattr(
-        ledger.service, "budget_check_hook", lambda: lambda *a, **k: calls.append(k["now"])
-    )
+    monkeypatch.setattr(ledger.alerts, "run_budget_check", lambda *a, **k: calls.append(k["now"]))
     with sandbox() as sb:
         write_config(config_dir, sb)
         keys(sb)
