@@ -185,7 +185,8 @@ def status(
     from ledger.sync import iso, openai_specs, read_watermarks
 
     app_ctx = app_context(ctx)
-    at = parse_now(now) or int(time.time())
+    at = parse_now(now)
+    at = int(time.time()) if at is None else at
     config = load_config(app_ctx)
     marks = {m.source: m for m in read_watermarks(app_ctx.engine)}
     names = [s.name for s in openai_specs(config, environ={})]
