@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from ledger.sync import CycleReport, openai_specs, poll_sources
 
 NOW = 1_750_000_000  # 2025-06-15T15:06:40Z, the sandbox's default clock
 DAY = 86400
+SINCE = date(2025, 6, 11)
 SINCE_TS = 1_749_600_000  # 2025-06-11T00:00:00Z
 ADMIN_KEY = "sk-admin-CANARY-7f3c9d2e1b"
 
@@ -32,16 +34,10 @@ class Sandbox:
 
     def poll(self, engine: Engine, book: PriceBook, **kwargs: object) -> CycleReport:
         kwargs.setdefault("now", self.org.now)
-        kwargs.setdefault("since", _since())
+        kwargs.setdefault("since", SINCE)
         return poll_sources(
             engine, book, self.config, openai_specs(self.config, self.env), **kwargs
         )  # type: ignore[arg-type]
-
-
-def _since():  # type: ignore[no-untyped-def]
-    from datetime import date
-
-    return date(2025, 6, 11)
 
 
 def project_key(name: str) -> str:
