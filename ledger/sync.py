@@ -246,9 +246,19 @@ def _poll_usage(
     def post(conn: Connection, indexed: Any, start: int, end: int) -> PostResult:
         return _post_usage(conn, indexed, book, now=now)
 
-    windows = _plan(engine, config, spec, since, now, config.bucket_seconds, config.window_days)
     _poll_windows(
-        engine, spec, report, windows, config.bucket_seconds, now, read, post, progress, halt
+        engine,
+        config,
+        spec,
+        report,
+        since,
+        now,
+        progress,
+        halt,
+        width=config.bucket_seconds,
+        window_days=config.window_days,
+        read=read,
+        post=post,
     )
 
 
@@ -270,21 +280,39 @@ def _poll_costs(
         written = _mirror_costs(conn, lines, start, end, now)
         return PostResult(len(lines), written, max(len(lines) - written, 0))
 
-    window_days = max(config.window_days, COSTS_WINDOW_DAYS)
-    windows = _plan(engine, config, spec, since, now, DAY, window_days)
-    _poll_windows(engine, spec, report, windows, DAY, now, read, post, progress, halt)
+    _poll_windows(
+        engine,
+        config,
+        spec,
+        report,
+        since,
+        now,
+        progress,
+        halt,
+        width=DAY,
+        window_days=max(config.window_days, COSTS_WINDOW_DAYS),
+        read=read,
+        post=post,
+    )
 
 
-def _plan(
+def _poll_windows(
     engine: Engine,
     config: LedgerConfig,
     spec: SourceSpec,
+    report: SourceReport,
     since: date | None,
     now: int,
+    progress: Progress | None,
+    halt: Callable[[], bool],
+    *,
     width: int,
     window_days: int,
-) -> list[tuple[int, int]]:
-    return plan_windows(
+    read: Callable[[int, int], Any],
+    post: Callable[[Connection, Any, int, int], PostResult],
+) -> None:
+    """Read each window whole, then post it and advance the watermark in one transaction."""
+    windows = plan_windows(
         read_watermark(engine, spec.name).position,
         since,
         now=now,
@@ -292,21 +320,6 @@ def _plan(
         lookback_days=config.lookback_days,
         window_days=window_days,
     )
-
-
-def _poll_windows(
-    engine: Engine,
-    spec: SourceSpec,
-    report: SourceReport,
-    windows: list[tuple[int, int]],
-    width: int,
-    now: int,
-    read: Callable[[int, int], Any],
-    post: Callable[[Connection, Any, int, int], PostResult],
-    progress: Progress | None,
-    halt: Callable[[], bool],
-) -> None:
-    """Read each window whole, then post it and advance the watermark in one transaction."""
     for i, (start, end) in enumerate(windows):
         if halt():
             return
