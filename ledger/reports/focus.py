@@ -121,7 +121,7 @@ def _usage_rows(
     conn: Connection, book: PriceBook, month: Month, common: dict[str, str]
 ) -> list[dict[str, Any]]:
     day = (_usage.c.bucket_start // SECONDS_PER_DAY).label("day")
-    nulls = func.count() - func.count(_usage.c.cost_pico)
+    nulls = func.sum(_usage.c.unpriced)  # above 0 while a key is held unpriced
     query = (
         select(
             day,

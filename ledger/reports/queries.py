@@ -25,7 +25,11 @@ _fees = core(TrainingFee)
 
 @dataclass(frozen=True)
 class UsageSums:
-    """Summed entries of one (model, dimension) group; a cost is None if any entry lacked one."""
+    """Summed entries of one (model, dimension) group.
+
+    The cost is None while a key of the group is held unpriced (its entries' unpriced
+    flags sum above 0); the base cost is None if any entry lacked one.
+    """
 
     requests: int
     input_tokens: int
@@ -70,14 +74,14 @@ def usage_sums(
             func.sum(_usage.c.output_tokens),
             func.sum(_usage.c.cost_pico),
             func.sum(_usage.c.base_cost_pico),
-            _nulls(_usage.c.cost_pico),
+            func.sum(_usage.c.unpriced),
             _nulls(_usage.c.base_cost_pico),
         )
         .where(_usage.c.bucket_start >= start, _usage.c.bucket_start < end)
         .group_by(_usage.c.model, key)
     )
     result: dict[tuple[str, Any], UsageSums] = {}
-    for model, value, req, inp, cached, out, cost, base, cost_nulls, base_nulls in conn.execute(
+    for model, value, req, inp, cached, out, cost, base, unpriced, base_nulls in conn.execute(
         query
     ):
         result[(model, _plain(value))] = UsageSums(
@@ -85,7 +89,7 @@ def usage_sums(
             int(inp),
             int(cached),
             int(out),
-            None if cost_nulls else int(cost or 0),
+            None if unpriced else int(cost or 0),
             None if base_nulls else int(base or 0),
         )
     return result

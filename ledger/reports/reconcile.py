@@ -77,7 +77,7 @@ def _computed_by_day(conn: Connection, month: Month) -> tuple[dict[int, int], di
             day,
             _usage.c.model,
             func.sum(_usage.c.cost_pico),
-            func.count() - func.count(_usage.c.cost_pico),
+            func.sum(_usage.c.unpriced),  # above 0 while a key is held unpriced
         )
         .where(_usage.c.bucket_start >= month.start, _usage.c.bucket_start < month.end)
         .group_by(day, _usage.c.model)

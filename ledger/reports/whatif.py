@@ -89,7 +89,7 @@ def whatif_report(conn: Connection, book: PriceBook, month: Month, target: str) 
             func.sum(_usage.c.cached_tokens),
             func.sum(_usage.c.output_tokens),
             func.sum(_usage.c.cost_pico),
-            func.count() - func.count(_usage.c.cost_pico),
+            func.sum(_usage.c.unpriced),  # above 0 while a key is held unpriced
         )
         .where(_usage.c.bucket_start >= month.start, _usage.c.bucket_start < month.end)
         .group_by(_usage.c.model, day, _usage.c.batch)

@@ -11,7 +11,7 @@ counting twice; callers run posting inside their transaction and retry on Confli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ _INSERT_COLUMNS = (
     "output_tokens",
     "cost_pico",
     "base_cost_pico",
+    "unpriced",
     "price_version",
     "recorded_at",
 )
@@ -59,7 +60,7 @@ class PostResult:
 
 
 # What the ledger holds for a key: (last revision, requests, input, cached, output,
-# cost, base cost) summed over its entries. Plain tuples: there may be millions.
+# cost, base cost, unpriced) summed over its entries. Plain tuples: there may be millions.
 _Held = tuple[Any, ...]
 
 
@@ -84,45 +85,53 @@ def post_usage(
     if not observations:
         return result
     recorded_at = int(time.time()) if now is None else now
-    held = _held_sums(conn, observations)
+    held = held_sums(conn, observations)
     pricer = UsagePricer(book)
     rows: list[tuple[Any, ...]] = []
     version = book.version
     for key, obs in observations.items():
         counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
         before = held.get(key)
-        if before is not None and before[1:5] == counts:
+        # Equal counts post nothing, unless the key is held unpriced and a price now exists.
+        if before is not None and before[1:5] == counts and not before[7]:
             result.unchanged += 1
             continue
         cost, base_cost = pricer.price(obs)
         if cost is None:
+            if before is not None and before[1:5] == counts:
+                result.unchanged += 1  # still no price: nothing to correct
+                continue
             result.unpriced_models.add(key.model)
         if before is None:
-            rows.append((*key, 1, *counts, cost, base_cost, version, recorded_at))
-            continue
-        rev, req, inp, cached, out, held_cost, held_base = before
-        rows.append(
-            (
-                *key,
-                rev + 1,
-                counts[0] - req,
-                counts[1] - inp,
-                counts[2] - cached,
-                counts[3] - out,
-                None if cost is None else cost - (held_cost or 0),
-                None if base_cost is None else base_cost - (held_base or 0),
-                version,
-                recorded_at,
+            rows.append(
+                (*key, 1, *counts, cost, base_cost, int(cost is None), version, recorded_at)
             )
-        )
+            continue
+        rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
     _insert_rows(conn, rows)
     result.posted = len(rows)
     return result
 
 
-def _held_sums(
-    conn: Connection, observations: Mapping[UsageKey, UsageObservation]
-) -> dict[UsageKey, _Held]:
+def difference(
+    before: _Held, counts: tuple[int, int, int, int], cost: int | None, base_cost: int | None
+) -> tuple[Any, ...]:
+    """The next entry of a held key, from (revision ...) to (... unpriced): after it the
+    key sums to `counts` and `cost`, and its unpriced flag sums to 1 or 0."""
+    rev, req, inp, cached, out, held_cost, held_base, held_unpriced = before
+    return (
+        rev + 1,
+        counts[0] - req,
+        counts[1] - inp,
+        counts[2] - cached,
+        counts[3] - out,
+        None if cost is None else cost - (held_cost or 0),
+        None if base_cost is None else base_cost - (held_base or 0),
+        int(cost is None) - held_unpriced,
+    )
+
+
+def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[UsageKey, _Held]:
     """Current sums for the given keys, from one range scan over their time span.
 
     Summing in Python beats GROUP BY here: almost every key has a single entry, and
@@ -133,7 +142,8 @@ def _held_sums(
     mark = _param_mark(conn)
     sql = (
         f"SELECT {', '.join(USAGE_KEY_COLUMNS)}, revision, requests, input_tokens, "
-        f"cached_tokens, output_tokens, cost_pico, base_cost_pico FROM {_usage.name} "
+        f"cached_tokens, output_tokens, cost_pico, base_cost_pico, unpriced "
+        f"FROM {_usage.name} "
         f"WHERE source IN ({', '.join([mark] * len(sources))}) "
         f"AND bucket_start BETWEEN {mark} AND {mark}"
     )

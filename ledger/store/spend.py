@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import BigInteger, case, func, literal_column, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.store.tables import TrainingFee, UsageEntry, core
 
@@ -24,7 +26,8 @@ _DAY = literal_column("86400", BigInteger)
 
 @dataclass(frozen=True)
 class DaySpend:
-    """Spend of one model on one UTC day; `unpriced` counts entries without a price."""
+    """Spend of one model on one UTC day; `unpriced` counts usage keys held unpriced and
+    training fees without a price."""
 
     model: str
     day: date
@@ -37,9 +40,11 @@ def daily_spend(
 ) -> list[DaySpend]:
     """Usage and training-fee spend per (model, day) in [start_ts, end_ts)."""
     rows: dict[tuple[str, int], list[int]] = {}
-    for table, time_col, project_col in (
-        (_usage, _usage.c.bucket_start, _usage.c.project_id),
-        (_fees, _fees.c.finished_at, _fees.c.project),
+    # A usage key is unpriced while its flags sum above 0; a training fee, with no cost.
+    fee_unpriced: ColumnElement[Any] = case((_fees.c.cost_pico.is_(None), 1), else_=0)
+    for table, time_col, project_col, unpriced_col in (
+        (_usage, _usage.c.bucket_start, _usage.c.project_id, _usage.c.unpriced),
+        (_fees, _fees.c.finished_at, _fees.c.project, fee_unpriced),
     ):
         day = time_col // _DAY
         query = (
@@ -47,7 +52,7 @@ def daily_spend(
                 table.c.model,
                 day,
                 func.coalesce(func.sum(table.c.cost_pico), 0),
-                func.sum(case((table.c.cost_pico.is_(None), 1), else_=0)),
+                func.sum(unpriced_col),
             )
             .where(time_col >= start_ts, time_col < end_ts)
             .group_by(table.c.model, day)
