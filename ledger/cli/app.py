@@ -16,6 +16,7 @@ from ledger.cli import poll as poll_cli
 from ledger.cli import prices as prices_cli
 from ledger.cli import reconcile as reconcile_cli
 from ledger.cli import report as report_cli
+from ledger.cli import reprice as reprice_cli
 from ledger.cli.common import AppContext
 from ledger.errors import LedgerError
 from ledger.settings import load_settings
@@ -62,6 +63,7 @@ app.add_typer(export_cli.app, name="export")
 app.command("reconcile")(reconcile_cli.reconcile)
 app.add_typer(budgets_cli.app, name="budgets")
 app.command("forecast")(budgets_cli.forecast)
+app.command("reprice")(reprice_cli.reprice)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,81 @@
+"""Repricing: a usage key held unpriced gets its cost once the price book has a price.
+
+Entries are never changed. A key posted while its model had no price sums to
+unpriced = 1; repricing posts one more entry per key (no token change, the full cost
+less what the key already holds, unpriced = -1), exactly what a re-read would post.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from ledger.domain import UsageKey, UsageObservation
+from ledger.pricebook import PriceBook
+from ledger.pricing import UsagePricer
+from ledger.store.ledger import held_sums, post_usage
+from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry, core
+
+_usage = core(UsageEntry)
+
+
+@dataclass
+class RepriceResult:
+    """Keys per model: repriced now, and still without a price."""
+
+    repriced: Counter[str] = field(default_factory=Counter)
+    still_unpriced: Counter[str] = field(default_factory=Counter)
+
+
+def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[UsageKey]:
+    """Keys whose bucket starts in [start, end) and whose entries sum to unpriced > 0.
+
+    Only flagged entries (unpriced != 0) can move the sum, so the rest are skipped
+    before grouping.
+    """
+    columns = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
+    query = (
+        select(*columns)
+        .where(_usage.c.unpriced != 0)
+        .group_by(*columns)
+        .having(func.sum(_usage.c.unpriced) > 0)
+    )
+    if start is not None:
+        query = query.where(_usage.c.bucket_start >= start)
+    if end is not None:
+        query = query.where(_usage.c.bucket_start < end)
+    return [
+        UsageKey(*(r[0], int(r[1]), int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8]))
+        for r in conn.execute(query)
+    ]
+
+
+def reprice(
+    conn: Connection,
+    book: PriceBook,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    now: int | None = None,
+) -> RepriceResult:
+    """Post the correction of every unpriced key in range that `book` can now price."""
+    result = RepriceResult()
+    keys = unpriced_keys(conn, start, end)
+    if not keys:
+        return result
+    held = held_sums(conn, set(keys))
+    pricer = UsagePricer(book)
+    observations: dict[UsageKey, UsageObservation] = {}
+    for key in keys:
+        _rev, req, inp, cached, out, *_ = held[key]
+        obs = UsageObservation(key, int(req), int(inp), int(cached), int(out))
+        if pricer.price(obs)[0] is None:
+            result.still_unpriced[key.model] += 1
+        else:
+            observations[key] = obs
+            result.repriced[key.model] += 1
+    post_usage(conn, observations, book, now=now)
+    return result
