@@ -96,6 +96,8 @@ def test_reprice_prices_the_key_once_a_price_exists(engine, cli, tmp_path, confi
     row = mystery_row(cli)
     assert row["priced"] is True and row["unpriced_models"] == []
     assert row["usage_cost"] == COST and row["total_cost"] == COST
+    # A base model prices as itself: its base-model cost is known now too, premium 0.
+    assert row["base_model_cost"] == COST and row["premium"] == "0.000000"
     # Tokens unchanged, cost the full cost, flag summed back to 0: one correction entry.
     assert key_sums(engine) == [(2, 1_000_000, 200_000, 500_000, 5_800_000_000_000, 0, 2)]
     again = cli("reprice", "--format", "json")

@@ -28,7 +28,7 @@ class UsageSums:
     """Summed entries of one (model, dimension) group.
 
     The cost is None while a key of the group is held unpriced (its entries' unpriced
-    flags sum above 0); the base cost is None if any entry lacked one.
+    flags sum above 0); the base cost likewise, by the base_unpriced flags.
     """
 
     requests: int
@@ -75,13 +75,13 @@ def usage_sums(
             func.sum(_usage.c.cost_pico),
             func.sum(_usage.c.base_cost_pico),
             func.sum(_usage.c.unpriced),
-            _nulls(_usage.c.base_cost_pico),
+            func.sum(_usage.c.base_unpriced),
         )
         .where(_usage.c.bucket_start >= start, _usage.c.bucket_start < end)
         .group_by(_usage.c.model, key)
     )
     result: dict[tuple[str, Any], UsageSums] = {}
-    for model, value, req, inp, cached, out, cost, base, unpriced, base_nulls in conn.execute(
+    for model, value, req, inp, cached, out, cost, base, unpriced, base_unpriced in conn.execute(
         query
     ):
         result[(model, _plain(value))] = UsageSums(
@@ -90,7 +90,7 @@ def usage_sums(
             int(cached),
             int(out),
             None if unpriced else int(cost or 0),
-            None if base_nulls else int(base or 0),
+            None if base_unpriced else int(base or 0),
         )
     return result
 

@@ -40,6 +40,7 @@ _INSERT_COLUMNS = (
     "cost_pico",
     "base_cost_pico",
     "unpriced",
+    "base_unpriced",
     "price_version",
     "recorded_at",
 )
@@ -60,7 +61,8 @@ class PostResult:
 
 
 # What the ledger holds for a key: (last revision, requests, input, cached, output,
-# cost, base cost, unpriced) summed over its entries. Plain tuples: there may be millions.
+# cost, base cost, unpriced, base unpriced) summed over its entries.
+# Plain tuples: there may be millions.
 _Held = tuple[Any, ...]
 
 
@@ -93,19 +95,20 @@ def post_usage(
         counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
         before = held.get(key)
         # Equal counts post nothing, unless the key is held unpriced and a price now exists.
-        if before is not None and before[1:5] == counts and not before[7]:
+        if before is not None and before[1:5] == counts and not (before[7] or before[8]):
             result.unchanged += 1
             continue
         cost, base_cost = pricer.price(obs)
-        if cost is None:
-            if before is not None and before[1:5] == counts:
+        if before is not None and before[1:5] == counts:
+            newly_priced = (before[7] and cost is not None) or (before[8] and base_cost is not None)
+            if not newly_priced:
                 result.unchanged += 1  # still no price: nothing to correct
                 continue
+        if cost is None:
             result.unpriced_models.add(key.model)
         if before is None:
-            rows.append(
-                (*key, 1, *counts, cost, base_cost, int(cost is None), version, recorded_at)
-            )
+            flags = (int(cost is None), int(base_cost is None))
+            rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
             continue
         rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
     _insert_rows(conn, rows)
@@ -118,7 +121,7 @@ def difference(
 ) -> tuple[Any, ...]:
     """The next entry of a held key, from (revision ...) to (... unpriced): after it the
     key sums to `counts` and `cost`, and its unpriced flag sums to 1 or 0."""
-    rev, req, inp, cached, out, held_cost, held_base, held_unpriced = before
+    rev, req, inp, cached, out, held_cost, held_base, held_unpriced, held_base_unpriced = before
     return (
         rev + 1,
         counts[0] - req,
@@ -128,6 +131,7 @@ def difference(
         None if cost is None else cost - (held_cost or 0),
         None if base_cost is None else base_cost - (held_base or 0),
         int(cost is None) - held_unpriced,
+        int(base_cost is None) - held_base_unpriced,
     )
 
 
@@ -142,7 +146,7 @@ def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[Usag
     mark = _param_mark(conn)
     sql = (
         f"SELECT {', '.join(USAGE_KEY_COLUMNS)}, revision, requests, input_tokens, "
-        f"cached_tokens, output_tokens, cost_pico, base_cost_pico, unpriced "
+        f"cached_tokens, output_tokens, cost_pico, base_cost_pico, unpriced, base_unpriced "
         f"FROM {_usage.name} "
         f"WHERE source IN ({', '.join([mark] * len(sources))}) "
         f"AND bucket_start BETWEEN {mark} AND {mark}"

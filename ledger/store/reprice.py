@@ -31,7 +31,7 @@ class RepriceResult:
 
 
 def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[UsageKey]:
-    """Keys whose bucket starts in [start, end) and whose entries sum to unpriced > 0.
+    """Keys whose bucket starts in [start, end) held unpriced (cost or base-model cost).
 
     Only flagged entries (unpriced != 0) can move the sum, so the rest are skipped
     before grouping.
@@ -39,9 +39,9 @@ def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[
     columns = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
     query = (
         select(*columns)
-        .where(_usage.c.unpriced != 0)
+        .where((_usage.c.unpriced != 0) | (_usage.c.base_unpriced != 0))
         .group_by(*columns)
-        .having(func.sum(_usage.c.unpriced) > 0)
+        .having((func.sum(_usage.c.unpriced) > 0) | (func.sum(_usage.c.base_unpriced) > 0))
     )
     if start is not None:
         query = query.where(_usage.c.bucket_start >= start)
@@ -70,12 +70,13 @@ def reprice(
     pricer = UsagePricer(book)
     observations: dict[UsageKey, UsageObservation] = {}
     for key in keys:
-        _rev, req, inp, cached, out, *_ = held[key]
+        _rev, req, inp, cached, out, _cost, _base, unpriced, base_unpriced = held[key]
         obs = UsageObservation(key, int(req), int(inp), int(cached), int(out))
-        if pricer.price(obs)[0] is None:
-            result.still_unpriced[key.model] += 1
-        else:
+        cost, base_cost = pricer.price(obs)
+        if (unpriced > 0 and cost is not None) or (base_unpriced > 0 and base_cost is not None):
             observations[key] = obs
             result.repriced[key.model] += 1
+        else:
+            result.still_unpriced[key.model] += 1
     post_usage(conn, observations, book, now=now)
     return result

@@ -59,8 +59,10 @@ class UsageEntry(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_pico: Mapped[int | None] = mapped_column(BigInteger)  # NULL: the model had no price
     base_cost_pico: Mapped[int | None] = mapped_column(BigInteger)
-    # Additive: a key's cost is unknown iff SUM(unpriced) > 0 (a later price posts -1).
+    # Additive: a key's cost is unknown iff SUM(unpriced) > 0 (a later price posts -1);
+    # likewise its base-model cost and SUM(base_unpriced).
     unpriced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    base_unpriced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     price_version: Mapped[str] = mapped_column(String(32))
     recorded_at: Mapped[int] = mapped_column(BigInteger)
 

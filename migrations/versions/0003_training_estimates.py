@@ -63,7 +63,6 @@ def upgrade() -> None:
         )
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("training_estimates", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_training_estimates_openai_file_id"))
