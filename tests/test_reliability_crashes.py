@@ -62,9 +62,12 @@ def test_a_poll_killed_repeatedly_at_random_moments_then_rerun_equals_an_uninter
     with sandbox(days=4) as sb:
         ledger_toml(config_dir, sb.server.base_url, window_days=1, lookback_days=1)
         reference = _reference(cli, sb, monkeypatch, tmp_path)
-        # slow every endpoint so the child spends its time in reads AND writes
-        for endpoint in ("usage", "costs", "jobs"):
-            sb.server.faults.slow(endpoint, 0.08, times=-1)
+        # Slow every endpoint so the child spends its time in reads AND writes; the jobs
+        # pages, read last, so slowly that no poll can finish inside the kill window,
+        # however much earlier polls already wrote (else a fast machine ends it first).
+        for endpoint in ("usage", "costs"):
+            sb.server.faults.slow(endpoint, 0.12, times=-1)
+        sb.server.faults.slow("jobs", 1.0, times=-1)
         env = child_env(db_url, config_dir, sb.env)
         moments = []
         for _ in range(KILLS):
