@@ -160,7 +160,9 @@ def test_a_poll_killed_at_any_moment_and_rerun_equals_an_uninterrupted_one(
 ):
     with sandbox() as sb:
         write_config(config_dir, sb, window_days=1, lookback_days=0)
-        sb.server.faults.slow("usage", 0.3, times=-1)
+        # 5 one-day windows at 0.6 s a read: no run reaches the last window by 2.3 s,
+        # even after earlier runs wrote some (lookback 0), however fast the machine.
+        sb.server.faults.slow("usage", 0.6, times=-1)
         env = _subprocess_env(sb, db_url, config_dir)
         command = [sys.executable, "-m", "ledger", *POLL]
         positions = []
