@@ -24,6 +24,25 @@ def timed(cmd: Sequence[str], **kwargs: object) -> float:
     return time.perf_counter() - start
 
 
+def alternate(
+    ours: Sequence[str], floor: Sequence[str], runs: int
+) -> tuple[list[float], float, float]:
+    """Time both commands `runs` times, floor first, alternating so noise hits both.
+
+    Returns the ratios (ours / floor) and each side's middle time in seconds.
+    """
+    ratios, ours_s, floor_s = [], [], []
+    for _ in range(runs):
+        f = timed(floor)
+        o = timed(ours)
+        ratios.append(o / f)
+        ours_s.append(o)
+        floor_s.append(f)
+    ours_s.sort()
+    floor_s.sort()
+    return ratios, ours_s[len(ours_s) // 2], floor_s[len(floor_s) // 2]
+
+
 def summary(name: str, ratios: list[float], target: float, *, smoke: bool = False) -> str:
     """The line BENCHMARKS.md quotes; a smoke run's tiny input is not judged."""
     med = statistics.median(ratios)

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ftledger_cmd, summary, timed
+from _common import alternate, ftledger_cmd, summary
 from import_usage import FLOOR, generate
 
 TARGET = 4.0
@@ -66,20 +66,11 @@ def main() -> None:
             totals.values()
         ):
             sys.exit(f"report totals {mine} differ from the floor's {totals}")
-        ratios, ours_s, floor_s = [], [], []
-        for _ in range(args.runs):
-            f = timed(floor)
-            o = timed(ours)
-            ratios.append(o / f)
-            ours_s.append(o)
-            floor_s.append(f)
-        ours_s.sort()
-        floor_s.sort()
+        ratios, ours_mid, floor_mid = alternate(ours, floor, args.runs)
         print(
             f"report: {args.rows:,} entries, month {MONTH} ({len(raw)} models, "
             f"{mine['requests']:,} requests); report monthly median "
-            f"{ours_s[len(ours_s) // 2] * 1000:.0f} ms, raw GROUP BY median "
-            f"{floor_s[len(floor_s) // 2] * 1000:.0f} ms"
+            f"{ours_mid * 1000:.0f} ms, raw GROUP BY median {floor_mid * 1000:.0f} ms"
         )
         print(summary("report monthly --format json", ratios, TARGET, smoke=args.smoke))
 

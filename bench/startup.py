@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ftledger_cmd, summary, timed
+from _common import alternate, ftledger_cmd, summary, timed
 
 TARGET = 2.0
 HEAVY = ("sqlalchemy", "openai", "tiktoken", "apscheduler", "alembic", "rich", "httpx")
@@ -46,18 +46,10 @@ def main() -> None:
         sys.exit(f"startup: `ftledger --help` imports {', '.join(heavy)}")
     ours, floor = ftledger_cmd("--help"), [sys.executable, "-c", "import typer"]
     timed(ours), timed(floor)  # warm the file cache and .pyc files
-    ratios, ours_s, floor_s = [], [], []
-    for _ in range(args.runs):
-        f = timed(floor)
-        o = timed(ours)
-        ratios.append(o / f)
-        ours_s.append(o)
-        floor_s.append(f)
-    ours_s.sort()
-    floor_s.sort()
+    ratios, ours_mid, floor_mid = alternate(ours, floor, args.runs)
     print(
-        f"startup: ftledger --help median {ours_s[len(ours_s) // 2] * 1000:.0f} ms, "
-        f"import typer median {floor_s[len(floor_s) // 2] * 1000:.0f} ms; "
+        f"startup: ftledger --help median {ours_mid * 1000:.0f} ms, "
+        f"import typer median {floor_mid * 1000:.0f} ms; "
         f"no heavy imports ({', '.join(HEAVY)})"
     )
     print(summary("startup (ftledger --help)", ratios, TARGET, smoke=args.smoke))
