@@ -42,6 +42,7 @@ from ledger.errors import (
     UpstreamError,
 )
 from ledger.pricebook import PriceBook
+from ledger.store.engine import first_db_line
 from ledger.store.ledger import PostResult, index_observations, insert_ignore, post_training_fee
 from ledger.store.ledger import post_usage as _post_usage
 from ledger.store.tables import BilledCost, FineTuningJob, Watermark, core
@@ -171,7 +172,7 @@ def poll_sources(
                     raise ValueError(f"unknown source kind {spec.kind!r}")
         except (LedgerError, SQLAlchemyError) as exc:
             if isinstance(exc, SQLAlchemyError):  # e.g. the connection dropped mid-read
-                exc = StoreError(f"reading the ledger failed: {_first_db_line(exc)}")
+                exc = StoreError(f"reading the ledger failed: {first_db_line(exc)}")
             report.error = redact(_one_line(exc))
             log.info("polling %s failed: %s", spec.name, report.error)
             _record_failure(engine, spec.name, report.error, at)
@@ -445,9 +446,9 @@ def _write(engine: Engine, work: Callable[[Connection], Any]) -> Any:
         except DBAPIError as exc:
             code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
             if code not in RETRYABLE_PGCODES or attempt == CONFLICT_RETRIES - 1:
-                raise StoreError(f"writing the ledger failed: {_first_db_line(exc)}") from None
+                raise StoreError(f"writing the ledger failed: {first_db_line(exc)}") from None
         except SQLAlchemyError as exc:
-            raise StoreError(f"writing the ledger failed: {_first_db_line(exc)}") from None
+            raise StoreError(f"writing the ledger failed: {first_db_line(exc)}") from None
         time.sleep(0.05 * (attempt + 1))
     raise AssertionError("unreachable")
 
@@ -493,7 +494,7 @@ def _record_failure(engine: Engine, source: str, message: str, now: int) -> None
                 .values(failing_since=now)
             )
     except SQLAlchemyError as exc:  # the database itself may be why the poll failed
-        log.error("could not record the failure of %s: %s", source, _first_db_line(exc))
+        log.error("could not record the failure of %s: %s", source, first_db_line(exc))
 
 
 @dataclass(frozen=True)
@@ -674,7 +675,7 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
     try:
         conn = engine.connect()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot take the poll lock: {_first_db_line(exc)}") from None
+        raise StoreError(f"cannot take the poll lock: {first_db_line(exc)}") from None
     try:
         got = bool(
             conn.execute(
@@ -684,7 +685,7 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
         conn.commit()
     except SQLAlchemyError as exc:
         conn.close()  # a failed attempt must not leak the pooled connection
-        raise StoreError(f"cannot take the poll lock: {_first_db_line(exc)}") from None
+        raise StoreError(f"cannot take the poll lock: {first_db_line(exc)}") from None
     try:
         try:
             yield got
@@ -696,7 +697,7 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
                     )
                     conn.commit()
                 except SQLAlchemyError as exc:  # the session died, and its lock with it
-                    log.warning("could not release the poll lock: %s", _first_db_line(exc))
+                    log.warning("could not release the poll lock: %s", first_db_line(exc))
     finally:
         conn.close()
 
@@ -720,12 +721,6 @@ def redact(text: str) -> str:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return " ".join(line.strip() for line in lines) if lines else type(exc).__name__
-
-
-def _first_db_line(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    return lines[0] if lines else type(orig).__name__
 
 
 def _floor(ts: int, width: int) -> int:

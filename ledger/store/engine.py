@@ -88,10 +88,10 @@ def open_engine(url: str) -> Engine:
         engine.dispose()
         if isinstance(exc, OperationalError):
             raise StoreError(
-                f"cannot open database {redact_url(url)}: {_first_line(exc)}"
+                f"cannot open database {redact_url(url)}: {first_db_line(exc)}"
             ) from None
         if isinstance(exc, SQLAlchemyError):
-            raise StoreError(f"database {redact_url(url)}: {_first_line(exc)}") from None
+            raise StoreError(f"database {redact_url(url)}: {first_db_line(exc)}") from None
         raise
     return engine
 
@@ -104,9 +104,11 @@ def redact_url(url: str) -> str:
         return "<unparsable URL>"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_db_line(exc: BaseException) -> str:
+    """The driver's own first line of a database error (no SQL, no parameters)."""
     orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
 
 
 def ping(engine: Engine) -> None:
