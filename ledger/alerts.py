@@ -30,11 +30,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.budgets import Budget, BudgetConfig, Period, load_budgets, period_containing, utc_now
+from ledger.budgets import Budget, BudgetConfig, load_budgets
 from ledger.errors import DeliveryError
 from ledger.forecast import HISTORY_WINDOW_DAYS, Forecast, crossing_date, forecast_period, percent
 from ledger.money import from_pico
 from ledger.notify import Alert, deliver
+from ledger.period import Period, period_containing, utc_now
 from ledger.pricebook import PriceBook
 from ledger.settings import Settings
 from ledger.store.ledger import insert_ignore

@@ -1,13 +1,10 @@
-"""Budgets and alert channels from budgets.toml, and the UTC periods budgets run over.
+"""Budgets and alert channels from budgets.toml (their UTC periods: ledger.period).
 
 The file is validated as a whole, like the price book: every problem is reported
 together with its file and key path. Channel settings may say `${VAR}` to read the
 environment, so webhook URLs and SMTP passwords stay out of the file; an unset
 variable is a problem naming the key and the variable, and no message ever repeats
 a channel's URL, address or credential (expanded or not).
-
-Periods are UTC calendar periods: monthly (label 2026-11), ISO weeks starting on
-Monday (2026-W48), days (2026-11-25). Start inclusive, end exclusive.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -26,11 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from ledger.errors import BudgetConfigError, Problem
 from ledger.money import D, to_pico
-from ledger.reports.period import Month, day_start
+from ledger.period import PERIOD_KINDS
 from ledger.tomlfile import read_toml
 
 CHANNEL_TYPES = ("webhook", "slack", "email", "log")
-PERIODS = ("monthly", "weekly", "daily")
+PERIODS = PERIOD_KINDS
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 NAME_MAX = 128
 
@@ -52,69 +48,6 @@ _BUDGET_KEYS = {
     "channels",
 }
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-# --- periods --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Period:
-    """A UTC calendar period: [start, end) in days, with its label."""
-
-    kind: str  # monthly | weekly | daily
-    start: date
-    end: date  # exclusive
-
-    @property
-    def label(self) -> str:
-        if self.kind == "monthly":
-            return f"{self.start.year:04d}-{self.start.month:02d}"
-        if self.kind == "weekly":
-            year, week, _ = self.start.isocalendar()
-            return f"{year:04d}-W{week:02d}"
-        return self.start.isoformat()
-
-    @property
-    def start_ts(self) -> int:
-        return day_start(self.start)
-
-    @property
-    def end_ts(self) -> int:
-        return day_start(self.end)
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-
-def period_containing(kind: str, on: date) -> Period:
-    """The monthly, weekly (ISO, Monday start) or daily UTC period that contains `on`."""
-    if kind == "monthly":
-        start = on.replace(day=1)
-        end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
-        return Period(kind, start, end)
-    if kind == "weekly":
-        start = on - timedelta(days=on.weekday())
-        return Period(kind, start, start + timedelta(days=7))
-    if kind == "daily":
-        return Period(kind, on, on + timedelta(days=1))
-    raise ValueError(f"unknown period {kind!r}")
-
-
-def parse_month(text: str) -> Period:
-    """A YYYY-MM month label as a monthly period; ValueError when it is not one."""
-    return period_containing("monthly", Month.parse(text).first_day)
-
-
-def utc_now(now: datetime | int | None = None) -> datetime:
-    """`now` as an aware UTC datetime (default: the clock); naive datetimes are refused."""
-    if now is None:
-        return datetime.now(UTC)
-    if isinstance(now, int):
-        return datetime.fromtimestamp(now, UTC)
-    if now.tzinfo is None:
-        raise ValueError("naive datetime: ftledger works in UTC, pass an aware datetime")
-    return now.astimezone(UTC)
 
 
 # --- configuration --------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from ledger.budgets import Period
+from ledger.period import Period
 
 MIN_PERIOD_DAYS = 3
 DOW_HISTORY_DAYS = 14

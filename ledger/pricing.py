@@ -7,14 +7,9 @@ prices many buckets of the same model and day.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 from ledger.domain import UsageObservation
+from ledger.period import utc_date
 from ledger.pricebook import PriceBook, TokenRates
-
-
-def utc_date(ts: int) -> date:
-    return datetime.fromtimestamp(ts, UTC).date()
 
 
 class UsagePricer:

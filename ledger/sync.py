@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Protocol
 
 from sqlalchemy import delete, or_, select, update
@@ -41,6 +41,7 @@ from ledger.errors import (
     StoreError,
     UpstreamError,
 )
+from ledger.period import Month, day_start, floor_to, iso_utc
 from ledger.pricebook import PriceBook
 from ledger.store.engine import first_db_line
 from ledger.store.ledger import PostResult, index_observations, insert_ignore, post_training_fee
@@ -182,8 +183,7 @@ def poll_sources(
 
 def default_since(now: int) -> date:
     """The first day of the previous UTC month."""
-    today = datetime.fromtimestamp(now, UTC).date()
-    return date(today.year - 1, 12, 1) if today.month == 1 else date(today.year, today.month - 1, 1)
+    return Month.current(now).previous().first_day
 
 
 def plan_windows(
@@ -202,16 +202,16 @@ def plan_windows(
     last window ends at the end of the bucket holding `now`, so every bucket read is
     whole and its key never changes.
     """
-    first = _day_start(since or default_since(now))
+    first = day_start(since or default_since(now))
     if position is None:
         start = first
     else:
         start = min(position, now) - lookback_days * DAY
         if since is not None:
             start = min(start, first)
-    start = _floor(start, width)
-    end = _floor(now, width) + width
-    step = max(_floor(window_days * DAY, width), width)
+    start = floor_to(start, width)
+    end = floor_to(now, width) + width
+    step = max(floor_to(window_days * DAY, width), width)
     windows = []
     while start < end:
         windows.append((start, min(start + step, end)))
@@ -325,7 +325,7 @@ def _poll_windows(
         if halt():
             return
         batch = read(start, end)
-        position = min(end, _floor(now, width))
+        position = min(end, floor_to(now, width))
 
         def write(
             conn: Connection,
@@ -723,18 +723,8 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in lines) if lines else type(exc).__name__
 
 
-def _floor(ts: int, width: int) -> int:
-    return ts - ts % width
-
-
-def _day_start(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-
-
 def iso(ts: int | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if ts is None else iso_utc(ts)
 
 
 __all__ = [

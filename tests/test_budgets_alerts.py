@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 
 from ledger.alerts import run_budget_check
 from ledger.domain import JobObservation, UsageKey, UsageObservation
-from ledger.reports.period import day_start
+from ledger.period import day_start
 from ledger.settings import load_settings
 from ledger.store.engine import open_engine
 from ledger.store.ledger import post_training_fee, post_usage

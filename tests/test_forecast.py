@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from ledger.budgets import period_containing
 from ledger.forecast import crossing_date, forecast_period
+from ledger.period import period_containing
 
 NOV = period_containing("monthly", date(2026, 11, 1))
 USD = 10**12

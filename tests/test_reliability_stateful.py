@@ -19,10 +19,10 @@ from sqlalchemy import func, select, text
 
 from ledger.domain import UsageKey, UsageObservation
 from ledger.importer import import_usage
+from ledger.period import Month
 from ledger.pricebook import PriceBook, load_pricebook
 from ledger.pricing import UsagePricer
 from ledger.reports.monthly import money_text, monthly_report
-from ledger.reports.period import Month
 from ledger.resources import bundled_config_dir
 from ledger.store.ledger import post_usage
 from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry

@@ -11,7 +11,7 @@ from sync_helpers import ADMIN_KEY, DAY, NOW, SINCE_TS, fees, ledger_usage, sand
 
 from ledger.domain import JobObservation
 from ledger.money import per_token_pico
-from ledger.pricing import utc_date
+from ledger.period import utc_date
 from ledger.store.base import Base
 from ledger.store.tables import BilledCost, FineTuningJob, TrainingFee, UsageEntry
 from ledger.sync import (

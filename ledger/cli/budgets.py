@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit
+from ledger.cli.common import Format, FormatOption, app_context, emit, now_option
+from ledger.period import utc_now
 
 if TYPE_CHECKING:
     from ledger.alerts import BudgetStatus
@@ -30,13 +31,7 @@ NowOption = Annotated[
 
 
 def _now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--now") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return utc_now(now_option(value))
 
 
 def _money(pico: int | None) -> str | None:
@@ -165,8 +160,8 @@ def forecast(
     from datetime import timedelta
 
     from ledger.alerts import budget_config, evaluate
-    from ledger.budgets import parse_month, period_containing
     from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
+    from ledger.period import parse_month, period_containing
     from ledger.store.spend import by_day, daily_spend, first_day
 
     at = _now(now)

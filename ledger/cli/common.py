@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,6 +20,7 @@ from ledger.settings import Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from ledger.period import Month
     from ledger.pricebook import PriceBook
 
 
@@ -69,6 +71,42 @@ class AppContext:
 
             self._engine = open_engine(self.settings.database_url)
         return self._engine
+
+
+def day_option(value: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option value (None when absent); a bad value is a usage error."""
+    from ledger.period import parse_day
+
+    if value is None:
+        return None
+    try:
+        return parse_day(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def now_option(value: str | None) -> int | None:
+    """The hidden --now clock override (unix seconds or ISO 8601, UTC by default)."""
+    from ledger.period import parse_instant
+
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--now") from None
+
+
+def month_option(value: str | None, now: int | None = None) -> Month:
+    """The --month value, or the current UTC month; a bad value is a usage error."""
+    from ledger.period import Month
+
+    if value is None:
+        return Month.current(now)
+    try:
+        return Month.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
 
 
 def app_context(ctx: typer.Context) -> AppContext:

@@ -75,8 +75,8 @@ def _header(run: Any, kept: str | None, redact: Any) -> None:
 
 def _report(engine: Any, book: Any, now: int, fmt: Format) -> str:
     """The sandbox month's spend report, rendered as `ftledger report` renders it."""
+    from ledger.period import Month
     from ledger.reports.monthly import monthly_report
-    from ledger.reports.period import Month
     from ledger.reports.render import render_csv, render_json, render_table
 
     with engine.connect() as conn:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit, emit_json, emit_table
+from ledger.cli.common import (
+    Format,
+    FormatOption,
+    app_context,
+    day_option,
+    emit,
+    emit_json,
+    emit_table,
+)
+from ledger.period import utc_date
 
 if TYPE_CHECKING:
     from ledger.estimate import Estimate
@@ -21,17 +30,6 @@ AtOption = Annotated[
     typer.Option("--at", help="Price in force on this UTC date (YYYY-MM-DD); default today."),
 ]
 SHOWN_ISSUES = 50  # table output lists this many errors/warnings; json lists them all
-
-
-def _parse_date(value: str | None) -> date:
-    if value is None:
-        return datetime.now(UTC).date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--at"
-        ) from None
 
 
 @contextmanager
@@ -98,7 +96,7 @@ def estimate(
     from ledger.estimate import estimate as run_estimate
 
     app_ctx = app_context(ctx)
-    on = _parse_date(at)
+    on = day_option(at, "--at") or utc_date(int(time.time()))
     size = file.stat().st_size if file.is_file() else 0
     with _lazy_progress(f"counting {file.name}", size) as progress:
         result = run_estimate(
@@ -241,7 +239,7 @@ def breakeven(
     if (training_cost is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --training-cost or --dataset")
     book = app_context(ctx).pricebook
-    on = _parse_date(at)
+    on = day_option(at, "--at") or utc_date(int(time.time()))
     if dataset is not None:
         from ledger.estimate import estimate as run_estimate
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import app_context, write_text
-from ledger.cli.report import MonthOption, parse_month
+from ledger.cli.common import app_context, month_option, write_text
+from ledger.cli.report import MonthOption
 
 app = typer.Typer(help="Export ledger data for other tools.", no_args_is_help=True)
 
@@ -37,7 +37,7 @@ def focus(
     from ledger.reports.focus import Account, focus_csv, focus_rows
 
     app_ctx = app_context(ctx)
-    the_month = parse_month(month)
+    the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         rows = focus_rows(conn, app_ctx.pricebook, the_month, Account(account_id, account_name))
     write_text(focus_csv(rows), output)

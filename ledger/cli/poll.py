@@ -6,12 +6,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli.common import AppContext, Format, FormatOption, app_context, emit
+from ledger.cli.common import (
+    AppContext,
+    Format,
+    FormatOption,
+    app_context,
+    day_option,
+    emit,
+    now_option,
+)
 
 if TYPE_CHECKING:
     from ledger.config_file import LedgerConfig
@@ -47,30 +54,6 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("serve")(serve.serve)
     app.command("demo")(demo.demo)
-
-
-def parse_day(value: str | None, option: str = "--since") -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
-
-
-def parse_now(value: str | None) -> int | None:
-    """A hidden clock override for tests and the sandbox: unix seconds or ISO-8601 UTC."""
-    if value is None:
-        return None
-    if value.isdigit():
-        return int(value)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a time", param_hint="--now") from None
-    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp())
 
 
 def load_config(app_ctx: AppContext) -> LedgerConfig:
@@ -112,7 +95,7 @@ def poll(
     from ledger.sync import openai_specs
 
     app_ctx = app_context(ctx)
-    since_day, at = parse_day(since), parse_now(now)
+    since_day, at = day_option(since, "--since"), now_option(now)
     config = load_config(app_ctx)
     engine, book = app_ctx.engine, app_ctx.pricebook
     with window_progress() as progress:
@@ -185,7 +168,7 @@ def status(
     from ledger.sync import iso, openai_specs, read_watermarks
 
     app_ctx = app_context(ctx)
-    at = parse_now(now)
+    at = now_option(now)
     at = int(time.time()) if at is None else at
     config = load_config(app_ctx)
     marks = {m.source: m for m in read_watermarks(app_ctx.engine)}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import time
 from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit
+from ledger.cli.common import Format, FormatOption, app_context, day_option, emit
 from ledger.errors import PricingError
+from ledger.period import utc_date
 
 app = typer.Typer(
     help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True
@@ -32,7 +33,7 @@ def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     Example: ftledger prices list --format csv
     """
     book = app_context(ctx).pricebook
-    today = datetime.now(UTC).date()
+    today = utc_date(int(time.time()))
     rows: list[dict[str, Any]] = []
     for spec in book:
         base = book.price_at(spec.name, today)
@@ -81,7 +82,7 @@ def show(
     Example: ftledger prices show ft:gpt-3.5-turbo-0613:acme::8x2 --at 2023-09-01 --format json
     """
     book = app_context(ctx).pricebook
-    on = parse_date(at) if at else datetime.now(UTC).date()
+    on = day_option(at, "--at") or utc_date(int(time.time()))
     resolved = book.resolve(model)
     row = book.price_at(model, on)
     if resolved.spec is None or row is None:
@@ -111,10 +112,3 @@ def show(
         f"row effective {row.effective}, {book.currency} per 1M tokens"
     )
     emit(fmt, rows, ["price", "value", "base_value"], document=doc, title=title)
-
-
-def parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from None

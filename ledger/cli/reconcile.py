@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit, write_text
-from ledger.cli.report import MonthOption, parse_month
+from ledger.cli.common import Format, FormatOption, app_context, emit, month_option, write_text
+from ledger.cli.report import MonthOption
 
 
 def reconcile(
@@ -41,7 +41,7 @@ def reconcile(
     if not pct.is_finite() or pct < 0:
         raise typer.BadParameter(f"{tolerance!r} is not a percentage", param_hint="--tolerance")
     app_ctx = app_context(ctx)
-    the_month = parse_month(month)
+    the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         result = run_reconcile(
             conn, the_month, currency=app_ctx.pricebook.currency, tolerance_pct=pct

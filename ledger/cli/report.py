@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit, write_text
+from ledger.cli.common import Format, FormatOption, app_context, emit, month_option, write_text
 
 if TYPE_CHECKING:
-    from ledger.reports.period import Month
+    pass
 
 app = typer.Typer(help="Spend reports.", no_args_is_help=True)
 
@@ -41,18 +41,6 @@ OutputOption = Annotated[
 ]
 
 
-def parse_month(text: str | None) -> Month:
-    """The --month value, or the current UTC month; a bad value is a usage error."""
-    from ledger.reports.period import Month
-
-    if text is None:
-        return Month.current()
-    try:
-        return Month.parse(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
-
-
 @app.command("monthly")
 def monthly(
     ctx: typer.Context,
@@ -76,7 +64,7 @@ def monthly(
     from ledger.reports.monthly import daily_cost_by_model, monthly_report
 
     app_ctx = app_context(ctx)
-    the_month = parse_month(month)
+    the_month = month_option(month)
     book = app_ctx.pricebook
     with app_ctx.read_connection() as conn:
         report = monthly_report(conn, book, the_month, by.value)
@@ -117,7 +105,7 @@ def whatif(
     from ledger.reports.whatif import COLUMNS, whatif_report
 
     app_ctx = app_context(ctx)
-    the_month = parse_month(month)
+    the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         result = whatif_report(conn, app_ctx.pricebook, the_month, model)
     total = {"model": "TOTAL", **result.totals}

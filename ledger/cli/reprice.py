@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit, write_text
-from ledger.cli.poll import parse_day
+from ledger.cli.common import Format, FormatOption, app_context, day_option, emit, write_text
 from ledger.errors import ConflictError
 
 CONFLICT_RETRIES = 3
@@ -37,7 +36,7 @@ def reprice(
     from ledger.store.reprice import RepriceResult
     from ledger.store.reprice import reprice as run_reprice
 
-    since_day, until_day = parse_day(since), parse_day(until, "--until")
+    since_day, until_day = day_option(since, "--since"), day_option(until, "--until")
     if since_day and until_day and until_day < since_day:
         raise typer.BadParameter("--until is before --since", param_hint="--until")
     start = None if since_day is None else _ts(since_day)

@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.money import TOKENS_PER_PRICE_UNIT
+from ledger.period import SECONDS_PER_DAY, Month, iso_utc
 from ledger.pricebook import PriceBook
 from ledger.reports.monthly import money_text
-from ledger.reports.period import SECONDS_PER_DAY, Month, iso_utc
 from ledger.store.tables import TrainingFee, UsageEntry, core
 
 MANDATORY_COLUMNS = (

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from sqlalchemy.engine import Connection
 
 from ledger.money import DISPLAY_PLACES, display, pico_display
+from ledger.period import Month, day_of
 from ledger.pricebook import PriceBook
-from ledger.reports.period import Month, day_of
 from ledger.reports.queries import Dimension, FeeSums, UsageSums, fee_sums, usage_sums
 
 GroupBy = Literal["model", "base-model", "project", "day"]

@@ -14,7 +14,7 @@ from sqlalchemy import Table, case, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from ledger.reports.period import SECONDS_PER_DAY
+from ledger.period import SECONDS_PER_DAY
 from ledger.store.tables import TrainingFee, UsageEntry, core
 
 Dimension = Literal["none", "project", "day", "batch"]

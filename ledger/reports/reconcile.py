@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.errors import PricingError
 from ledger.money import EXACT, display, from_pico
-from ledger.reports.period import SECONDS_PER_DAY, Month, day_of
+from ledger.period import SECONDS_PER_DAY, Month, day_of
 from ledger.store.tables import BilledCost, TrainingFee, UsageEntry, core
 
 DEFAULT_TOLERANCE_PCT = Decimal(2)

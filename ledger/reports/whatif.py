@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.errors import PricingError
+from ledger.period import SECONDS_PER_DAY, Month, day_of
 from ledger.pricebook import PriceBook
 from ledger.reports.monthly import money_text, percent_text
-from ledger.reports.period import SECONDS_PER_DAY, Month, day_of
 from ledger.store.tables import UsageEntry, core
 
 COLUMNS = (

@@ -22,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from ledger.domain import JobObservation, UsageKey, UsageObservation
 from ledger.errors import ConflictError
 from ledger.money import per_token_pico
+from ledger.period import utc_date
 from ledger.pricebook import PriceBook
-from ledger.pricing import UsagePricer, utc_date
+from ledger.pricing import UsagePricer
 from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry, core
 
 INSERT_CHUNK = 20_000
