@@ -38,9 +38,10 @@ from ledger.notify import Alert, deliver
 from ledger.period import Period, period_containing, utc_now
 from ledger.pricebook import PriceBook
 from ledger.settings import Settings
+from ledger.spend import by_day, first_day
 from ledger.store.ledger import insert_ignore
-from ledger.store.spend import by_day, daily_spend, first_day
 from ledger.store.tables import AlertDecision, AlertDelivery, core
+from ledger.views import day_costs
 
 CLAIM_LEASE_SECONDS = 300
 
@@ -130,22 +131,16 @@ def evaluate(
     today = now.date()
     period = period or period_containing(budget.period, today)
     history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
-    rows = daily_spend(
-        conn, Period("daily", history_start, period.end).start_ts, period.end_ts, budget.projects
-    )
-    daily = by_day(rows, budget.matches_model)
+    rows = [
+        r
+        for r in day_costs(conn, Period("daily", history_start, period.end).start_ts, period.end_ts)
+        if budget.covers(r.model, r.project)
+    ]
+    daily = by_day(rows)
     spend = sum(v for d, v in daily.items() if d >= period.start)
-    forecast = forecast_period(
-        daily, period, today, first_day=first_day(rows, budget.matches_model)
-    )
+    forecast = forecast_period(daily, period, today, first_day=first_day(rows))
     crosses = crossing_date(budget.amount_pico, daily, period, today, forecast)
-    unpriced = sorted(
-        {
-            r.model
-            for r in rows
-            if r.unpriced and r.day >= period.start and budget.matches_model(r.model)
-        }
-    )
+    unpriced = sorted({r.model for r in rows if not r.cost.priced and r.day >= period.start})
     return BudgetStatus(budget, period, spend, forecast, crosses, tuple(unpriced))
 
 

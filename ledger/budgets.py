@@ -84,12 +84,12 @@ class Budget:
     def scope(self) -> dict[str, list[str]]:
         return {"models": list(self.models), "projects": list(self.projects)}
 
-    def matches_model(self, model: str) -> bool:
-        """fnmatch semantics, case-sensitive: `*`, `?`, `[seq]`."""
-        return not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)
-
-    def matches_project(self, project: str) -> bool:
-        return not self.projects or project in self.projects
+    def covers(self, model: str, project: str) -> bool:
+        """Whether spend of `model` in `project` is in scope: models match by fnmatch
+        (case-sensitive `*`, `?`, `[seq]`), projects by id; no filter matches all."""
+        return (not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)) and (
+            not self.projects or project in self.projects
+        )
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,7 @@ def test_table_and_markdown_show_previous_month_and_change(engine, book, cli):
     doc = report_json(cli, "--month", "2024-11")
     assert doc["previous_month"] == {
         "month": "2024-10",
+        "through_day": None,  # November 2024 is over: the whole of October
         "total_cost": "15.300000",
         "change": "-2.1935125",
         "change_pct": "-14.34",
@@ -249,7 +250,7 @@ def test_html_is_one_offline_file_with_both_charts(engine, book, cli, tmp_path):
 
 
 def test_money_text_is_exact_and_never_scientific():
-    from ledger.reports.monthly import money_text
+    from ledger.reports.text import money_text
 
     assert money_text(1) == "0.000000000001"  # one pico-dollar
     assert money_text(-75_000) == "-0.000000075"

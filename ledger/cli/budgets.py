@@ -35,9 +35,10 @@ def _now(value: str | None) -> datetime:
 
 
 def _money(pico: int | None) -> str | None:
-    from ledger.money import pico_display
+    """Exact decimal text, the same digits `report monthly` prints."""
+    from ledger.reports.text import money_text
 
-    return pico_display(pico)
+    return money_text(pico)
 
 
 def _forecast_cells(forecast: Forecast | None) -> dict[str, Any]:
@@ -162,7 +163,8 @@ def forecast(
     from ledger.alerts import budget_config, evaluate
     from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
     from ledger.period import parse_month, period_containing
-    from ledger.store.spend import by_day, daily_spend, first_day
+    from ledger.spend import by_day, first_day
+    from ledger.views import day_costs
 
     at = _now(now)
     try:
@@ -177,19 +179,12 @@ def forecast(
     history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
     rows: list[dict[str, Any]] = []
     with app_ctx.read_connection() as conn:
-        spend = daily_spend(
-            conn,
-            period_containing("daily", history_start).start_ts,
-            period.end_ts,
-        )
+        spend = day_costs(conn, period_containing("daily", history_start).start_ts, period.end_ts)
         models = sorted({r.model for r in spend if r.day >= period.start})
         for name in [*models, None]:
-
-            def accept(model: str, name: str | None = name) -> bool:
-                return name is None or model == name
-
-            daily = by_day(spend, accept)
-            projection = forecast_period(daily, period, today, first_day=first_day(spend, accept))
+            of_model = [r for r in spend if name is None or r.model == name]
+            daily = by_day(of_model)
+            projection = forecast_period(daily, period, today, first_day=first_day(of_model))
             rows.append(
                 {
                     "kind": "model" if name else "total",

@@ -75,11 +75,11 @@ def _header(run: Any, kept: str | None, redact: Any) -> None:
 
 def _report(engine: Any, book: Any, now: int, fmt: Format) -> str:
     """The sandbox month's spend report, rendered as `ftledger report` renders it."""
+    from ledger import views
     from ledger.period import Month
-    from ledger.reports.monthly import monthly_report
     from ledger.reports.render import render_csv, render_json, render_table
 
     with engine.connect() as conn:
-        report = monthly_report(conn, book, Month.current(now))
+        report = views.monthly(conn, book, Month.current(now), now=now)
     render = {Format.table: render_table, Format.json: render_json, Format.csv: render_csv}
     return render[fmt](report)

@@ -34,10 +34,12 @@ def focus(
 
     Example: ftledger export focus --month 2026-10 --output focus-2026-10.csv
     """
-    from ledger.reports.focus import Account, focus_csv, focus_rows
+    from ledger.reports.documents import focus_csv
+    from ledger.reports.focus import Account
+    from ledger.views import focus as focus_view
 
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
-        rows = focus_rows(conn, app_ctx.pricebook, the_month, Account(account_id, account_name))
-    write_text(focus_csv(rows), output)
+        export = focus_view(conn, app_ctx.pricebook, the_month, Account(account_id, account_name))
+    write_text(focus_csv(export), output)

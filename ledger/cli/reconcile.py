@@ -31,8 +31,9 @@ def reconcile(
 
     Example: ftledger reconcile --month 2026-10 --tolerance 1.5
     """
+    from ledger.reports.documents import reconcile_document
     from ledger.reports.reconcile import COLUMNS
-    from ledger.reports.reconcile import reconcile as run_reconcile
+    from ledger.views import reconciliation
 
     try:
         pct = Decimal(tolerance)
@@ -43,15 +44,15 @@ def reconcile(
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
-        result = run_reconcile(
-            conn, the_month, currency=app_ctx.pricebook.currency, tolerance_pct=pct
-        )
-    rows = result.days
+        result = reconciliation(conn, app_ctx.pricebook, the_month, pct)
+    document = reconcile_document(result)
+    rows = document["days"]
     if fmt is Format.csv:  # booleans as JSON spells them
         rows = [{**r, "flagged": "true" if r["flagged"] else "false"} for r in rows]
     if fmt is Format.table:
-        rows = [*rows, {"day": "TOTAL", **result.totals, "flagged": result.totals["flagged_days"]}]
+        totals = document["totals"]
+        rows = [*rows, {"day": "TOTAL", **totals, "flagged": totals["flagged_days"]}]
     title = f"Reconciliation {result.month} ({result.currency}), tolerance {pct}%"
-    emit(fmt, rows, COLUMNS, document=result.document(), title=title, out=output)
+    emit(fmt, rows, COLUMNS, document=document, title=title, out=output)
     if fmt is Format.table and output is None:
         write_text(f"{result.totals['flagged_days']} day(s) flagged\n")

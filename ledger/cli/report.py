@@ -60,15 +60,15 @@ def monthly(
 
     Example: ftledger report monthly --month 2026-10 --format html --output oct.html
     """
+    from ledger import views
     from ledger.reports import render
-    from ledger.reports.monthly import daily_cost_by_model, monthly_report
 
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     book = app_ctx.pricebook
     with app_ctx.read_connection() as conn:
-        report = monthly_report(conn, book, the_month, by.value)
-        daily = daily_cost_by_model(conn, the_month) if fmt is ReportFormat.html else {}
+        report = views.monthly(conn, book, the_month, by.value)
+        daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
         from ledger.reports.html import render_html
 
@@ -102,15 +102,18 @@ def whatif(
 
     Example: ftledger report whatif --month 2026-10 --model gpt-4.1
     """
-    from ledger.reports.whatif import COLUMNS, whatif_report
+    from ledger import views
+    from ledger.reports.documents import whatif_document
+    from ledger.reports.whatif import COLUMNS
 
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
-        result = whatif_report(conn, app_ctx.pricebook, the_month, model)
-    total = {"model": "TOTAL", **result.totals}
-    rows = result.rows if fmt is not Format.table else [*result.rows, total]
+        result = views.whatif(conn, app_ctx.pricebook, the_month, model)
+    document = whatif_document(result)
+    total = {"model": "TOTAL", **document["totals"]}
+    rows = document["rows"] if fmt is not Format.table else [*document["rows"], total]
     title = f"What if {result.month} had run on {model} ({result.currency})"
-    emit(fmt, rows, COLUMNS, document=result.document(), title=title, out=output)
+    emit(fmt, rows, COLUMNS, document=document, title=title, out=output)
     if fmt is Format.table and result.target_unpriced_days:
         write_text(f"{model} had no price on: {', '.join(result.target_unpriced_days)}\n", output)

@@ -1,30 +1,27 @@
 """FinOps FOCUS 1.2 export of a month: usage per (day, model, project, batch) and each fee.
 
-The rows are the month as the ledger holds it now: a usage key's revision entries
-(including negative differences) are netted into its row, so a re-export after late data
-replaces the file rather than appending corrections (ChargeClass stays empty). Costs are
-the ledger's priced amounts; list, contracted, billed and effective cost are the same
-number because ftledger prices at list. A model without a price for the month is
-exported with zero cost and says so, exactly as the report leaves it out of its totals,
-so EffectiveCost sums to the report's total_cost.
+A pure function over the read model's rows. The rows are the month as the ledger holds
+it now: a usage key's revision entries (including negative differences) are netted into
+its row, so a re-export after late data replaces the file rather than appending
+corrections (ChargeClass stays empty). Costs are the ledger's priced amounts; list,
+contracted, billed and effective cost are the same number because ftledger prices at
+list. Usage without a price follows `ledger.spend`: a row's known cost is exported
+with `x_Priced=false`, so EffectiveCost sums to
+the report's total_cost.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
 from ledger.money import TOKENS_PER_PRICE_UNIT
-from ledger.period import SECONDS_PER_DAY, Month, iso_utc
+from ledger.period import SECONDS_PER_DAY, Month, day_start, iso_utc
 from ledger.pricebook import PriceBook
-from ledger.reports.monthly import money_text
-from ledger.store.tables import TrainingFee, UsageEntry, core
+from ledger.spend import Cost, total
+from ledger.store.read import FeeRow, UsageRow
 
 MANDATORY_COLUMNS = (
     "BilledCost",
@@ -71,8 +68,7 @@ SERVICE_NAME = "OpenAI API"
 SERVICE_CATEGORY = "AI and Machine Learning"
 PRICING_UNIT = "1M Tokens"
 
-_usage = core(UsageEntry)
-_fees = core(TrainingFee)
+COST_COLUMNS = ("BilledCost", "ContractedCost", "EffectiveCost", "ListCost")
 
 
 @dataclass(frozen=True)
@@ -83,16 +79,28 @@ class Account:
     name: str = "OpenAI organization"
 
 
+@dataclass(frozen=True)
+class FocusExport:
+    """FOCUS rows with costs as pico-USD, and their known total."""
+
+    rows: list[dict[str, Any]]
+    total: Cost
+
+
 def _quantity(tokens: int) -> str:
     """Tokens in millions, exact (a million divides into at most six decimals)."""
     return str((Decimal(tokens) / TOKENS_PER_PRICE_UNIT).normalize().quantize(Decimal("0.000001")))
 
 
-def focus_rows(
-    conn: Connection, book: PriceBook, month: Month, account: Account | None = None
-) -> list[dict[str, Any]]:
-    """Every FOCUS row of `month`, usage first (by day, model, project, batch), then fees."""
-    account = account or Account()
+def focus_export(
+    book: PriceBook,
+    month: Month,
+    usage: Sequence[UsageRow],
+    fees: Sequence[FeeRow],
+    account: Account,
+) -> FocusExport:
+    """Every FOCUS row of `month`: usage rows at the (day, model, project, batch) grain
+    ordered by day, then one row per training fee."""
     common = {
         "BillingAccountId": account.id,
         "BillingAccountName": account.name,
@@ -109,121 +117,68 @@ def focus_rows(
         "PricingUnit": PRICING_UNIT,
         "ConsumedUnit": "Tokens",
     }
-    return [*_usage_rows(conn, book, month, common), *_fee_rows(conn, book, month, common)]
+    ordered = sorted(usage, key=lambda r: (r.day, r.model, r.project, r.batch))
+    rows = [_usage_row(book, r, common) for r in ordered] + [
+        _fee_row(book, f, common) for f in fees
+    ]
+    return FocusExport(rows, total([*(r.cost for r in usage), *(f.cost for f in fees)]))
 
 
-def _costs(pico: int) -> dict[str, str | None]:
-    text = money_text(pico)
-    return {"BilledCost": text, "ContractedCost": text, "EffectiveCost": text, "ListCost": text}
+def _costs(cost: Cost) -> dict[str, int]:
+    return dict.fromkeys(COST_COLUMNS, cost.known)
 
 
-def _usage_rows(
-    conn: Connection, book: PriceBook, month: Month, common: dict[str, str]
-) -> list[dict[str, Any]]:
-    day = (_usage.c.bucket_start // SECONDS_PER_DAY).label("day")
-    nulls = func.sum(_usage.c.unpriced)  # above 0 while a key is held unpriced
-    query = (
-        select(
-            day,
-            _usage.c.model,
-            _usage.c.project_id,
-            _usage.c.batch,
-            func.sum(_usage.c.requests),
-            func.sum(_usage.c.input_tokens),
-            func.sum(_usage.c.cached_tokens),
-            func.sum(_usage.c.output_tokens),
-            func.sum(_usage.c.cost_pico),
-            nulls,
-        )
-        .where(_usage.c.bucket_start >= month.start, _usage.c.bucket_start < month.end)
-        .group_by(day, _usage.c.model, _usage.c.project_id, _usage.c.batch)
-        .order_by(day, _usage.c.model, _usage.c.project_id, _usage.c.batch)
-    )
-    groups = list(conn.execute(query))
-    unpriced = {g[1] for g in groups if g[9]}
-    rows = []
-    for day_n, model, project, batch, req, inp, cached, out, cost, _ in groups:
-        start = int(day_n) * SECONDS_PER_DAY
-        priced = model not in unpriced
-        kind = "batch" if batch else "standard"
-        tokens = int(inp) + int(out)
-        note = "" if priced else "; no price in the price book, cost not counted"
-        rows.append(
-            {
-                **common,
-                **_costs(int(cost or 0) if priced else 0),
-                "ChargeDescription": f"{kind.capitalize()} inference on {model}{note}",
-                "ChargePeriodStart": iso_utc(start),
-                "ChargePeriodEnd": iso_utc(start + SECONDS_PER_DAY),
-                "PricingQuantity": _quantity(tokens),
-                "ConsumedQuantity": tokens,
-                "ResourceId": model,
-                "ResourceName": model,
-                "SubAccountId": project,
-                "x_BaseModel": book.resolve(model).base_model,
-                "x_ChargeType": f"inference-{kind}",
-                "x_Requests": int(req),
-                "x_InputTokens": int(inp),
-                "x_CachedInputTokens": int(cached),
-                "x_OutputTokens": int(out),
-                "x_JobId": "",
-                "x_Priced": "true" if priced else "false",
-            }
-        )
-    return rows
+def _period(day_ts: int) -> dict[str, str]:
+    return {
+        "ChargePeriodStart": iso_utc(day_ts),
+        "ChargePeriodEnd": iso_utc(day_ts + SECONDS_PER_DAY),
+    }
 
 
-def _fee_rows(
-    conn: Connection, book: PriceBook, month: Month, common: dict[str, str]
-) -> list[dict[str, Any]]:
-    query = (
-        select(
-            _fees.c.job_id,
-            _fees.c.model,
-            _fees.c.project,
-            _fees.c.method,
-            _fees.c.trained_tokens,
-            _fees.c.cost_pico,
-            _fees.c.finished_at,
-        )
-        .where(_fees.c.finished_at >= month.start, _fees.c.finished_at < month.end)
-        .order_by(_fees.c.finished_at, _fees.c.job_id)
-    )
-    fees = list(conn.execute(query))
-    unpriced = {f.model for f in fees if f.cost_pico is None}
-    rows = []
-    for f in fees:
-        start = int(f.finished_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
-        priced = f.model not in unpriced
-        note = "" if priced else "; no training cost known, not counted"
-        rows.append(
-            {
-                **common,
-                **_costs(int(f.cost_pico or 0) if priced else 0),
-                "ChargeDescription": f"Fine-tuning training ({f.method}) job {f.job_id}{note}",
-                "ChargePeriodStart": iso_utc(start),
-                "ChargePeriodEnd": iso_utc(start + SECONDS_PER_DAY),
-                "PricingQuantity": _quantity(int(f.trained_tokens)),
-                "ConsumedQuantity": int(f.trained_tokens),
-                "ResourceId": f.model,
-                "ResourceName": f.model,
-                "SubAccountId": f.project,
-                "x_BaseModel": book.resolve(f.model).base_model,
-                "x_ChargeType": "training",
-                "x_Requests": "",
-                "x_InputTokens": "",
-                "x_CachedInputTokens": "",
-                "x_OutputTokens": "",
-                "x_JobId": f.job_id,
-                "x_Priced": "true" if priced else "false",
-            }
-        )
-    return rows
+def _usage_row(book: PriceBook, r: UsageRow, common: dict[str, str]) -> dict[str, Any]:
+    assert r.day is not None
+    kind = "batch" if r.batch else "standard"
+    tokens = r.input_tokens + r.output_tokens
+    note = "" if r.cost.priced else "; no price in the price book for some or all of it"
+    return {
+        **common,
+        **_costs(r.cost),
+        "ChargeDescription": f"{kind.capitalize()} inference on {r.model}{note}",
+        **_period(day_start(r.day)),
+        "PricingQuantity": _quantity(tokens),
+        "ConsumedQuantity": tokens,
+        "ResourceId": r.model,
+        "ResourceName": r.model,
+        "SubAccountId": r.project,
+        "x_BaseModel": book.resolve(r.model).base_model,
+        "x_ChargeType": f"inference-{kind}",
+        "x_Requests": r.requests,
+        "x_InputTokens": r.input_tokens,
+        "x_CachedInputTokens": r.cached_tokens,
+        "x_OutputTokens": r.output_tokens,
+        "x_JobId": "",
+        "x_Priced": "true" if r.cost.priced else "false",
+    }
 
 
-def focus_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+def _fee_row(book: PriceBook, f: FeeRow, common: dict[str, str]) -> dict[str, Any]:
+    note = "" if f.cost.priced else "; no training price known"
+    return {
+        **common,
+        **_costs(f.cost),
+        "ChargeDescription": f"Fine-tuning training ({f.method}) job {f.job_id}{note}",
+        **_period(day_start(f.day)),
+        "PricingQuantity": _quantity(f.trained_tokens),
+        "ConsumedQuantity": f.trained_tokens,
+        "ResourceId": f.model,
+        "ResourceName": f.model,
+        "SubAccountId": f.project,
+        "x_BaseModel": book.resolve(f.model).base_model,
+        "x_ChargeType": "training",
+        "x_Requests": "",
+        "x_InputTokens": "",
+        "x_CachedInputTokens": "",
+        "x_OutputTokens": "",
+        "x_JobId": f.job_id,
+        "x_Priced": "true" if f.cost.priced else "false",
+    }

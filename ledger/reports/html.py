@@ -2,7 +2,8 @@
 
 Charts are drawn here in Python so the file opens offline and prints well: daily spend
 stacked by model, and each fine-tuned model's cost beside its base-model cost. Bar
-geometry is integer arithmetic on pico-USD; labels are the report's own text.
+geometry is integer arithmetic on the report's pico-USD; the table shows the same exact
+text as the other formats.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from ledger.money import display, from_pico, to_pico
+from ledger.money import PICO_PER_UNIT, display, from_pico
 from ledger.reports.monthly import MonthlyReport
-from ledger.reports.render import cell
+from ledger.reports.render import previous_document, text_numbers
+from ledger.reports.text import cell
 
 PALETTE = (
     "#4e79a7",
@@ -58,7 +60,7 @@ svg text{font:11px system-ui,sans-serif;fill:#52606d}
 
 
 def render_html(report: MonthlyReport, daily: dict[str, dict[str, int]]) -> str:
-    """The whole page; `daily` is cost per ISO day and model (monthly.daily_cost_by_model)."""
+    """The whole page; `daily` is known cost per ISO day and model (views.daily_chart)."""
     title = f"Fine-tuning spend {report.month}"
     parts = [
         "<!DOCTYPE html>",
@@ -72,8 +74,8 @@ def render_html(report: MonthlyReport, daily: dict[str, dict[str, int]]) -> str:
     ]
     if report.unpriced_models:
         parts.append(
-            '<div class="warn"><b>Unpriced models</b> (tokens shown, costs unknown and left '
-            "out of the totals and charts): "
+            '<div class="warn"><b>Unpriced models</b> (tokens shown; known costs counted, '
+            "the rest unknown and left out of the totals and charts): "
             + ", ".join(f"<code>{escape(m)}</code>" for m in report.unpriced_models)
             + "</div>"
         )
@@ -93,16 +95,17 @@ def render_html(report: MonthlyReport, daily: dict[str, dict[str, int]]) -> str:
 
 
 def _cards(report: MonthlyReport) -> str:
-    totals, prev = report.totals, report.previous()
+    totals, prev = report.totals, previous_document(report)
     change = prev["change"]
     pct = f" ({prev['change_pct']}%)" if prev["change_pct"] is not None else ""
+    vs = "no data" if change is None else f"{'+' if change[0] != '-' else ''}{_cents(change)}{pct}"
     cards = [
         ("Total cost", _cents(totals["total_cost"])),
         ("Inference", _cents(totals["usage_cost"])),
         ("Training", _cents(totals["training_cost"])),
         ("Base-model cost", _cents(totals["base_model_cost"])),
         ("Fine-tuning premium", _cents(totals["premium"])),
-        (f"vs {prev['month']}", f"{'+' if change[0] != '-' else ''}{_cents(change)}{pct}"),
+        (f"vs {prev['month']}", vs),
     ]
     return (
         '<div class="cards">'
@@ -115,15 +118,18 @@ def _cards(report: MonthlyReport) -> str:
     )
 
 
-def _cents(text: str | None) -> str:
+def _cents(value: int | str | None) -> str:
     """A headline figure to the cent (the table below has the exact amounts)."""
-    return "n/a" if text is None else str(display(Decimal(text), 2))
+    if value is None:
+        return "n/a"
+    amount = from_pico(value) if isinstance(value, int) else Decimal(value)
+    return str(display(amount, 2))
 
 
 def _nice_max(pico: int) -> int:
     """A round axis maximum (1, 2 or 5 times a power of ten) at or above `pico`."""
     if pico <= 0:
-        return to_pico(Decimal(1))
+        return PICO_PER_UNIT
     step = 1
     while step * 10 <= pico:
         step *= 10
@@ -219,7 +225,7 @@ def _legend(items: list[tuple[str, str]]) -> str:
 def _comparison_chart(report: MonthlyReport) -> str:
     """Horizontal paired bars per fine-tuned model: its inference cost, then the base's."""
     pairs = [
-        (str(r["model"]), to_pico(Decimal(r["usage_cost"])), to_pico(Decimal(r["base_model_cost"])))
+        (str(r["model"]), int(r["usage_cost"]), int(r["base_model_cost"]))
         for r in report.rows
         if r.get("fine_tuned")
         and r["usage_cost"] is not None
@@ -293,6 +299,6 @@ def _table(report: MonthlyReport) -> str:
         )
         return f'<tr class="{css}">{cells}</tr>'
 
-    body = "".join(row_html(r) for r in report.rows)
-    total = row_html({report.key_fields[0]: "TOTAL", **report.totals}, "total")
+    body = "".join(row_html(text_numbers(r)) for r in report.rows)
+    total = row_html({report.key_fields[0]: "TOTAL", **text_numbers(report.totals)}, "total")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}{total}</tbody></table>"

@@ -1,25 +1,25 @@
 """Reconciliation: the ledger's computed cost per UTC day against OpenAI's billed costs.
 
-Computed = priced usage of the day plus training fees of jobs that finished that day.
-Billed = the sum of the day's Costs API rows (exact decimal text, summed as Decimal).
+A pure function over the read model's rows. Computed = the known cost of the day's
+usage plus training fees of jobs that finished that day (`ledger.spend`: unpriced usage
+is named as a likely cause, never guessed). Billed = the sum of the day's Costs API rows
+(exact decimals).
 A day whose variance exceeds the tolerance is flagged with the likely cause, judged
 from the direction of the difference and what the ledger knows about the day.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
 from ledger.errors import PricingError
-from ledger.money import EXACT, display, from_pico
-from ledger.period import SECONDS_PER_DAY, Month, day_of
-from ledger.store.tables import BilledCost, TrainingFee, UsageEntry, core
+from ledger.money import EXACT, from_pico
+from ledger.period import Month, utc_date
+from ledger.store.read import BilledRow, FeeRow, UsageRow
 
 DEFAULT_TOLERANCE_PCT = Decimal(2)
 COLUMNS = (
@@ -35,82 +35,43 @@ CAUSE_NOT_POLLED = "no billed rows: the Costs API has not been polled for this d
 CAUSE_BILLED_LOW = "billed below computed: a promotion or discount, or a stale (higher) price"
 CAUSE_BILLED_HIGH = "billed above computed: usage missing from the ledger, or an unpriced model"
 
-_usage = core(UsageEntry)
-_fees = core(TrainingFee)
-_billed = core(BilledCost)
-
-
-def amount_text(amount: Decimal | None) -> str | None:
-    """Exact decimal text with at least six decimals (billed amounts may carry more)."""
-    if amount is None:
-        return None
-    exponent = EXACT.normalize(amount).as_tuple().exponent
-    places = max(6, -exponent) if isinstance(exponent, int) else 6
-    return display(amount, places)
-
 
 @dataclass(frozen=True)
 class Reconciliation:
+    """Per day: computed and billed amounts (Decimal USD), variance, flag and cause."""
+
     month: Month
     currency: str
     tolerance_pct: Decimal
     days: list[dict[str, Any]]
     totals: dict[str, Any]
 
-    def document(self) -> dict[str, Any]:
-        return {
-            "month": str(self.month),
-            "currency": self.currency,
-            "tolerance_pct": str(self.tolerance_pct),
-            "days": self.days,
-            "totals": self.totals,
-        }
 
-
-def _computed_by_day(conn: Connection, month: Month) -> tuple[dict[int, int], dict[int, set[str]]]:
-    """Known cost per day number, and the models whose usage that day had no price."""
-    computed: dict[int, int] = {}
-    unpriced: dict[int, set[str]] = {}
-    day = (_usage.c.bucket_start // SECONDS_PER_DAY).label("day")
-    usage = (
-        select(
-            day,
-            _usage.c.model,
-            func.sum(_usage.c.cost_pico),
-            func.sum(_usage.c.unpriced),  # above 0 while a key is held unpriced
-        )
-        .where(_usage.c.bucket_start >= month.start, _usage.c.bucket_start < month.end)
-        .group_by(day, _usage.c.model)
-    )
-    for day_n, model, cost, nulls in conn.execute(usage):
-        computed[int(day_n)] = computed.get(int(day_n), 0) + int(cost or 0)
-        if nulls:
-            unpriced.setdefault(int(day_n), set()).add(model)
-    fee_day = (_fees.c.finished_at // SECONDS_PER_DAY).label("day")
-    fees = (
-        select(fee_day, _fees.c.model, func.sum(_fees.c.cost_pico))
-        .where(_fees.c.finished_at >= month.start, _fees.c.finished_at < month.end)
-        .group_by(fee_day, _fees.c.model)
-    )
-    for day_n, _model, cost in conn.execute(fees):
-        computed[int(day_n)] = computed.get(int(day_n), 0) + int(cost or 0)
+def _computed_by_day(
+    usage: Sequence[UsageRow], fees: Sequence[FeeRow]
+) -> tuple[dict[date, int], dict[date, set[str]]]:
+    """Known cost per day, and the models whose usage that day had no price."""
+    computed: dict[date, int] = {}
+    unpriced: dict[date, set[str]] = {}
+    rows: list[UsageRow | FeeRow] = [*usage, *fees]
+    for row in rows:
+        assert row.day is not None
+        computed[row.day] = computed.get(row.day, 0) + row.cost.known
+        if not row.cost.priced:
+            unpriced.setdefault(row.day, set()).add(row.model)
     return computed, unpriced
 
 
-def _billed_by_day(conn: Connection, month: Month, currency: str) -> dict[int, Decimal]:
-    query = select(_billed.c.bucket_start, _billed.c.amount, _billed.c.currency).where(
-        _billed.c.bucket_start >= month.start, _billed.c.bucket_start < month.end
-    )
-    billed: dict[int, Decimal] = {}
-    for start, amount, row_currency in conn.execute(query):
-        if row_currency.upper() != currency.upper():
+def _billed_by_day(billed: Sequence[BilledRow], currency: str) -> dict[date, Decimal]:
+    totals: dict[date, Decimal] = {}
+    for row in billed:
+        if row.currency.upper() != currency.upper():
             raise PricingError(
-                f"billed cost in {row_currency.upper()} cannot be compared with ledger "
+                f"billed cost in {row.currency.upper()} cannot be compared with ledger "
                 f"amounts in {currency.upper()}; ftledger does not convert currencies"
             )
-        day_n = int(start) // SECONDS_PER_DAY
-        billed[day_n] = EXACT.add(billed.get(day_n, Decimal(0)), Decimal(amount))
-    return billed
+        totals[row.day] = EXACT.add(totals.get(row.day, Decimal(0)), row.amount)
+    return totals
 
 
 def _cause(computed: Decimal, billed: Decimal | None, unpriced: set[str]) -> str:
@@ -124,24 +85,24 @@ def _cause(computed: Decimal, billed: Decimal | None, unpriced: set[str]) -> str
 
 
 def reconcile(
-    conn: Connection,
     month: Month,
+    usage: Sequence[UsageRow],
+    fees: Sequence[FeeRow],
+    billed_rows: Sequence[BilledRow],
     *,
-    currency: str = "USD",
-    tolerance_pct: Decimal = DEFAULT_TOLERANCE_PCT,
-    now: int | None = None,
+    currency: str,
+    tolerance_pct: Decimal,
+    now: int,
 ) -> Reconciliation:
     """Each day of `month` up to today (UTC): computed, billed, variance, flag and cause."""
-    computed, unpriced = _computed_by_day(conn, month)
-    billed = _billed_by_day(conn, month, currency)
-    today = (int(time.time()) if now is None else now) // SECONDS_PER_DAY
-    first = month.start // SECONDS_PER_DAY
-    last = min(month.end // SECONDS_PER_DAY - 1, today)
+    computed, unpriced = _computed_by_day(usage, fees)
+    billed = _billed_by_day(billed_rows, currency)
+    today = utc_date(now)
     days: list[dict[str, Any]] = []
     total_computed, total_billed, flagged = Decimal(0), Decimal(0), 0
-    for day_n in range(first, last + 1):
-        mine = from_pico(computed.get(day_n, 0))
-        theirs = billed.get(day_n)
+    for day in (d for d in month.days() if d <= today):
+        mine = from_pico(computed.get(day, 0))
+        theirs = billed.get(day)
         total_computed = EXACT.add(total_computed, mine)
         total_billed = EXACT.add(total_billed, theirs or 0)
         variance = None if theirs is None else EXACT.subtract(theirs, mine)
@@ -149,20 +110,20 @@ def reconcile(
         flagged += flag
         days.append(
             {
-                "day": day_of(day_n).isoformat(),
-                "computed_cost": amount_text(mine),
-                "billed_cost": amount_text(theirs),
-                "variance": amount_text(variance),
+                "day": day.isoformat(),
+                "computed_cost": mine,
+                "billed_cost": theirs,
+                "variance": variance,
                 "variance_pct": _pct(variance, mine),
                 "flagged": flag,
-                "likely_cause": _cause(mine, theirs, unpriced.get(day_n, set())) if flag else "",
+                "likely_cause": _cause(mine, theirs, unpriced.get(day, set())) if flag else "",
             }
         )
     variance_total = EXACT.subtract(total_billed, total_computed)
     totals = {
-        "computed_cost": amount_text(total_computed),
-        "billed_cost": amount_text(total_billed),
-        "variance": amount_text(variance_total),
+        "computed_cost": total_computed,
+        "billed_cost": total_billed,
+        "variance": variance_total,
         "variance_pct": _pct(variance_total, total_computed),
         "flagged_days": flagged,
     }
@@ -179,7 +140,8 @@ def _beyond(computed: Decimal, variance: Decimal | None, tolerance_pct: Decimal)
     )
 
 
-def _pct(variance: Decimal | None, computed: Decimal) -> str | None:
+def _pct(variance: Decimal | None, computed: Decimal) -> tuple[Decimal, Decimal] | None:
+    """The variance as a share of computed, kept exact for the renderer."""
     if variance is None or computed == 0:
         return None
-    return display(variance * 100 / computed, 2)
+    return (variance, computed)

@@ -1,7 +1,7 @@
 """Text renderers of the monthly report: table, JSON, CSV and Markdown.
 
-They only lay out the strings the report already holds, so every format shows the same
-digits. The table and Markdown add a totals line and the previous month's total.
+Money becomes text here, through `text`, so every format shows the same digits. The
+table and Markdown add a totals line and the comparison with the previous month.
 """
 
 from __future__ import annotations
@@ -11,34 +11,75 @@ import io
 import json
 from typing import Any
 
-from ledger.reports.monthly import NUMERIC_FIELDS, MonthlyReport
+from ledger.reports.monthly import MONEY_FIELDS, NUMERIC_FIELDS, MonthlyReport
+from ledger.reports.text import cell, money_text, percent_text
 
-MISSING = "n/a"
+
+def text_numbers(numbers: dict[str, Any]) -> dict[str, Any]:
+    """A row's numbers as the machine formats carry them: exact decimal text for money."""
+    out = dict(numbers)
+    for name in MONEY_FIELDS:
+        if name in out:
+            out[name] = money_text(out[name])
+    if "premium_pct" in out:
+        pct = out["premium_pct"]
+        out["premium_pct"] = None if pct is None else percent_text(*pct)
+    return out
 
 
-def cell(value: Any) -> str:
-    """How a value reads in a table cell: booleans as true/false, unknown costs as n/a."""
-    if value is None:
-        return MISSING
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def previous_document(report: MonthlyReport) -> dict[str, Any]:
+    """The previous month's total (over the same days while a month is in progress)."""
+    prev = report.previous
+    total = prev.total.known if prev.has_data else None
+    change = None if total is None else report.total.known - total
+    return {
+        "month": str(prev.month),
+        "through_day": prev.through_day,
+        "total_cost": money_text(total),
+        "change": money_text(change),
+        "change_pct": percent_text(change, total),
+    }
+
+
+def document(report: MonthlyReport) -> dict[str, Any]:
+    """The JSON document: month, currency, unpriced models, rows, totals, comparison."""
+    return {
+        "month": str(report.month),
+        "currency": report.currency,
+        "group_by": report.by,
+        "has_data": report.has_data,
+        "data_start": report.data_start.isoformat() if report.data_start else None,
+        "unpriced_models": report.unpriced_models,
+        "rows": [text_numbers(r) for r in report.rows],
+        "totals": text_numbers(report.totals),
+        "previous_month": previous_document(report),
+    }
 
 
 def _total_row(report: MonthlyReport) -> dict[str, Any]:
-    return {report.key_fields[0]: "TOTAL", **report.totals}
+    return {report.key_fields[0]: "TOTAL", **text_numbers(report.totals)}
+
+
+def _no_data(report: MonthlyReport) -> str:
+    if report.data_start is None:
+        return f"No data for {report.month}: the ledger holds no usage or fees yet."
+    return f"No data for {report.month}: the ledger's data begins {report.data_start}."
 
 
 def _footer(report: MonthlyReport) -> list[str]:
-    prev = report.previous()
-    pct = f" ({prev['change_pct']}%)" if prev["change_pct"] is not None else ""
-    lines = [
-        f"Previous month {prev['month']} total_cost: {prev['total_cost']}",
-        f"Change: {prev['change']}{pct}",
-    ]
+    prev = previous_document(report)
+    days = f" (days 1-{prev['through_day']}, as far as this month)" if prev["through_day"] else ""
+    if prev["total_cost"] is None:
+        lines = [f"Previous month {prev['month']}{days}: no data"]
+    else:
+        pct = f" ({prev['change_pct']}%)" if prev["change_pct"] is not None else ""
+        lines = [
+            f"Previous month {prev['month']}{days} total_cost: {prev['total_cost']}",
+            f"Change: {prev['change']}{pct}",
+        ]
     if report.unpriced_models:
         lines.append(
-            "Unpriced models (tokens shown, costs unknown and left out of the totals): "
+            "Unpriced models (tokens shown; known costs counted, the rest unknown): "
             + ", ".join(report.unpriced_models)
         )
     return lines
@@ -49,8 +90,10 @@ def _title(report: MonthlyReport) -> str:
 
 
 def render_table(report: MonthlyReport) -> str:
+    if not report.has_data:
+        return f"{_title(report)}\n\n{_no_data(report)}\n"
     columns = report.columns
-    body = [[cell(r.get(c)) for c in columns] for r in report.rows]
+    body = [[cell(text_numbers(r).get(c)) for c in columns] for r in report.rows]
     total = [cell(_total_row(report).get(c, "")) if c != "priced" else "" for c in columns]
     widths = [max(len(c), *(len(row[i]) for row in [*body, total])) for i, c in enumerate(columns)]
 
@@ -68,6 +111,8 @@ def render_table(report: MonthlyReport) -> str:
 
 
 def render_markdown(report: MonthlyReport) -> str:
+    if not report.has_data:
+        return f"# {_title(report)}\n\n{_no_data(report)}\n"
     columns = report.columns
     align = ["---:" if c in _RIGHT else ":---" for c in columns]
     lines = [
@@ -77,7 +122,8 @@ def render_markdown(report: MonthlyReport) -> str:
         "| " + " | ".join(align) + " |",
     ]
     for row in report.rows:
-        lines.append("| " + " | ".join(_md(cell(row.get(c))) for c in columns) + " |")
+        texts = text_numbers(row)
+        lines.append("| " + " | ".join(_md(cell(texts.get(c))) for c in columns) + " |")
     total = _total_row(report)
     lines.append(
         "| "
@@ -93,7 +139,7 @@ def _md(text: str) -> str:
 
 
 def render_json(report: MonthlyReport) -> str:
-    return json.dumps(report.document(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(document(report), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_csv(report: MonthlyReport) -> str:
@@ -102,7 +148,8 @@ def render_csv(report: MonthlyReport) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(report.columns)
     for row in report.rows:
-        writer.writerow(["" if row[c] is None else cell(row[c]) for c in report.columns])
+        texts = text_numbers(row)
+        writer.writerow(["" if texts[c] is None else cell(texts[c]) for c in report.columns])
     return buffer.getvalue()
 
 

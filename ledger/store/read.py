@@ -8,10 +8,217 @@ with usage that has no price is decided once, in `ledger.spend`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, literal_column, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from ledger.period import SECONDS_PER_DAY, day_of
+from ledger.spend import Cost
+from ledger.store.tables import BilledCost, TrainingFee, UsageEntry, core
+
+_usage = core(UsageEntry)
+_fees = core(TrainingFee)
+_billed = core(BilledCost)
+
 # --- usage and training fees ---------------------------------------------------------
+
+USAGE_GRAINS = ("day", "project", "batch", "tier")
+# Money is summed as two exact integer sums, amount // 10^6 and amount % 10^6 (SQL's
+# truncating division keeps hi * 10^6 + lo == amount, negatives too), so a sum stays
+# exact on SQLite's 64-bit SUM up to $9.2 * 10^12, not $9.2M; PostgreSQL sums bigint as
+# NUMERIC anyway.
+_SPLIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Summed usage of one group at the requested grain; dimensions not requested are None.
+
+    Usage counts on the UTC day its bucket starts.
+    """
+
+    model: str
+    day: date | None
+    project: str | None
+    batch: bool | None
+    tier: str | None
+    requests: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    cost: Cost
+    base_cost: Cost
+
+
+@dataclass(frozen=True)
+class FeeRow:
+    """One fine-tuning job's training fee, on the UTC day and in the project it finished."""
+
+    job_id: str
+    model: str  # the fine-tuned model
+    base_model: str
+    method: str
+    project: str
+    finished_at: int
+    trained_tokens: int
+    cost: Cost
+
+    @property
+    def day(self) -> date:
+        return day_of(self.finished_at // SECONDS_PER_DAY)
+
+
+def _exact_sum(column: ColumnElement[Any], name: str) -> list[ColumnElement[Any]]:
+    sql = f"{_usage.name}.{column.name}"
+    return [
+        func.coalesce(func.sum(literal_column(f"{sql} / {_SPLIT}")), 0).label(f"{name}_hi"),
+        func.coalesce(func.sum(literal_column(f"{sql} % {_SPLIT}")), 0).label(f"{name}_lo"),
+    ]
+
+
+def _joined(row: Any, name: str) -> int:
+    return int(getattr(row, f"{name}_hi")) * _SPLIT + int(getattr(row, f"{name}_lo"))
+
+
+def usage_rows(
+    conn: Connection, start: int, end: int, grain: Collection[str] = ()
+) -> list[UsageRow]:
+    """Usage whose bucket starts in [start, end), summed per model and the `grain`
+    dimensions (any of USAGE_GRAINS), ordered by them."""
+    unknown = set(grain) - set(USAGE_GRAINS)
+    if unknown:
+        raise ValueError(f"no usage grain {sorted(unknown)}; choose from {USAGE_GRAINS}")
+    dims: dict[str, ColumnElement[Any]] = {
+        "day": (_usage.c.bucket_start // SECONDS_PER_DAY).label("day"),
+        "project": _usage.c.project_id.label("project"),
+        "batch": _usage.c.batch.label("batch"),
+        "tier": _usage.c.service_tier.label("tier"),
+    }
+    keys = [_usage.c.model, *(dims[g] for g in USAGE_GRAINS if g in grain)]
+    query = (
+        select(
+            *keys,
+            func.sum(_usage.c.requests).label("requests"),
+            func.sum(_usage.c.input_tokens).label("input_tokens"),
+            func.sum(_usage.c.cached_tokens).label("cached_tokens"),
+            func.sum(_usage.c.output_tokens).label("output_tokens"),
+            *_exact_sum(_usage.c.cost_pico, "cost"),
+            *_exact_sum(_usage.c.base_cost_pico, "base"),
+            func.sum(_usage.c.unpriced).label("unpriced"),
+            func.sum(_usage.c.base_unpriced).label("base_unpriced"),
+            # Every key has exactly one first revision: this counts the group's keys.
+            func.sum(case((_usage.c.revision == 1, 1), else_=0)).label("key_count"),
+        )
+        .where(_usage.c.bucket_start >= start, _usage.c.bucket_start < end)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    rows = []
+    for r in conn.execute(query):
+        values = r._mapping
+        keys_count = int(r.key_count)
+        rows.append(
+            UsageRow(
+                model=r.model,
+                day=day_of(int(values["day"])) if "day" in grain else None,
+                project=values["project"] if "project" in grain else None,
+                batch=bool(values["batch"]) if "batch" in grain else None,
+                tier=values["tier"] if "tier" in grain else None,
+                requests=int(r.requests),
+                input_tokens=int(r.input_tokens),
+                cached_tokens=int(r.cached_tokens),
+                output_tokens=int(r.output_tokens),
+                cost=Cost(_joined(r, "cost"), int(r.unpriced), keys_count),
+                base_cost=Cost(_joined(r, "base"), int(r.base_unpriced), keys_count),
+            )
+        )
+    return rows
+
+
+def fee_rows(conn: Connection, start: int, end: int) -> list[FeeRow]:
+    """Training fees of jobs that finished in [start, end), in finishing order."""
+    query = (
+        select(
+            _fees.c.job_id,
+            _fees.c.model,
+            _fees.c.base_model,
+            _fees.c.method,
+            _fees.c.project,
+            _fees.c.finished_at,
+            _fees.c.trained_tokens,
+            _fees.c.cost_pico,
+        )
+        .where(_fees.c.finished_at >= start, _fees.c.finished_at < end)
+        .order_by(_fees.c.finished_at, _fees.c.job_id)
+    )
+    return [
+        FeeRow(
+            job_id=r.job_id,
+            model=r.model,
+            base_model=r.base_model,
+            method=r.method,
+            project=r.project,
+            finished_at=int(r.finished_at),
+            trained_tokens=int(r.trained_tokens),
+            cost=Cost(0, 1, 1) if r.cost_pico is None else Cost(int(r.cost_pico), 0, 1),
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def data_start(conn: Connection) -> int | None:
+    """The earliest instant the ledger holds usage or a fee for (None: it holds nothing)."""
+    firsts = [
+        conn.execute(select(func.min(_usage.c.bucket_start))).scalar(),
+        conn.execute(select(func.min(_fees.c.finished_at))).scalar(),
+    ]
+    known = [int(v) for v in firsts if v is not None]
+    return min(known) if known else None
 
 
 # --- billed costs (OpenAI's Costs API) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class BilledRow:
+    """OpenAI's billed amount for one day, project and line item (exact decimal)."""
+
+    day: date
+    project: str
+    line_item: str
+    currency: str
+    amount: Decimal
+
+
+def billed_rows(conn: Connection, start: int, end: int) -> list[BilledRow]:
+    """Billed costs of the days starting in [start, end)."""
+    query = (
+        select(
+            _billed.c.bucket_start,
+            _billed.c.project_id,
+            _billed.c.line_item,
+            _billed.c.currency,
+            _billed.c.amount,
+        )
+        .where(_billed.c.bucket_start >= start, _billed.c.bucket_start < end)
+        .order_by(_billed.c.bucket_start, _billed.c.project_id, _billed.c.line_item)
+    )
+    return [
+        BilledRow(
+            day_of(int(r.bucket_start) // SECONDS_PER_DAY),
+            r.project_id,
+            r.line_item,
+            r.currency,
+            Decimal(r.amount),
+        )
+        for r in conn.execute(query)
+    ]
 
 
 # --- alert log -----------------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""Each view of the ledger, assembled: rows from the read model, then the pure report.
+
+The CLI, the budget check and the HTTP face call these, so a view reads the same rows
+whoever asks. Reports themselves know nothing of SQL; this module knows nothing of
+how numbers are shown.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from sqlalchemy.engine import Connection
+
+from ledger.period import SECONDS_PER_DAY, Month, utc_date
+from ledger.pricebook import PriceBook
+from ledger.reports.focus import Account, FocusExport, focus_export
+from ledger.reports.monthly import GRAIN, MonthlyReport, Previous, monthly_report
+from ledger.reports.reconcile import Reconciliation, reconcile
+from ledger.reports.whatif import WhatIf, whatif_report
+from ledger.spend import DayCost, total
+from ledger.store import read
+
+
+def monthly(
+    conn: Connection, book: PriceBook, month: Month, by: str = "model", now: int | None = None
+) -> MonthlyReport:
+    """`ftledger report monthly`: the month grouped `by`, against the previous month."""
+    usage = read.usage_rows(conn, month.start, month.end, GRAIN.get(by, ()))
+    fees = read.fee_rows(conn, month.start, month.end)
+    start = read.data_start(conn)
+    return monthly_report(
+        book,
+        month,
+        by,
+        usage,
+        fees,
+        previous_month(conn, month, start, now),
+        None if start is None else utc_date(start),
+    )
+
+
+def previous_month(
+    conn: Connection, month: Month, data_start: int | None, now: int | None = None
+) -> Previous:
+    """The previous month's known total; while `month` is in progress, over the same
+    days (1..today) so month-to-date compares with month-to-date."""
+    prev = month.previous()
+    at = int(time.time()) if now is None else now
+    through = utc_date(at).day if month.start <= at < month.end else None
+    end = prev.end if through is None else min(prev.end, prev.start + through * SECONDS_PER_DAY)
+    usage = read.usage_rows(conn, prev.start, end)
+    fees = read.fee_rows(conn, prev.start, end)
+    total_cost = total([*(r.cost for r in usage), *(f.cost for f in fees)])
+    has_data = data_start is not None and data_start < end
+    return Previous(prev, total_cost, through, has_data)
+
+
+def daily_chart(conn: Connection, month: Month) -> dict[str, dict[str, int]]:
+    """Known cost per day and model for the HTML report's chart."""
+    from ledger.reports.monthly import daily_cost_by_model
+
+    usage = read.usage_rows(conn, month.start, month.end, ("day",))
+    return daily_cost_by_model(month, usage, read.fee_rows(conn, month.start, month.end))
+
+
+def whatif(conn: Connection, book: PriceBook, month: Month, target: str) -> WhatIf:
+    """`ftledger report whatif`: the month's usage priced on `target`."""
+    usage = read.usage_rows(conn, month.start, month.end, ("day", "batch"))
+    return whatif_report(book, month, target, usage)
+
+
+def focus(
+    conn: Connection, book: PriceBook, month: Month, account: Account | None = None
+) -> FocusExport:
+    """`ftledger export focus`: the month as FOCUS 1.2 rows."""
+    usage = read.usage_rows(conn, month.start, month.end, ("day", "project", "batch"))
+    fees = read.fee_rows(conn, month.start, month.end)
+    return focus_export(book, month, usage, fees, account or Account())
+
+
+def reconciliation(
+    conn: Connection,
+    book: PriceBook,
+    month: Month,
+    tolerance_pct: Decimal,
+    now: int | None = None,
+) -> Reconciliation:
+    """`ftledger reconcile`: computed cost per day against OpenAI's billed costs."""
+    usage = read.usage_rows(conn, month.start, month.end, ("day",))
+    fees = read.fee_rows(conn, month.start, month.end)
+    billed = read.billed_rows(conn, month.start, month.end)
+    at = int(time.time()) if now is None else now
+    return reconcile(
+        month, usage, fees, billed, currency=book.currency, tolerance_pct=tolerance_pct, now=at
+    )
+
+
+def day_costs(conn: Connection, start: int, end: int) -> list[DayCost]:
+    """Usage and fees per (model, project, UTC day) in [start, end): budgets, forecasts."""
+    rows = [
+        DayCost(r.model, r.project or "", r.day, r.cost)
+        for r in read.usage_rows(conn, start, end, ("day", "project"))
+        if r.day is not None
+    ]
+    rows += [DayCost(f.model, f.project, f.day, f.cost) for f in read.fee_rows(conn, start, end)]
+    return rows
