@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select, text
 
+from ledger import views
 from ledger.domain import UsageKey, UsageObservation
 from ledger.importer import import_usage
 from ledger.period import Month
 from ledger.pricebook import PriceBook, load_pricebook
 from ledger.pricing import UsagePricer
-from ledger import views
 from ledger.resources import bundled_config_dir
 from ledger.store.ledger import post_usage
 from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry
