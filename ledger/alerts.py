@@ -37,6 +37,7 @@ from ledger.money import from_pico
 from ledger.notify import Alert, deliver
 from ledger.period import Period, period_containing, utc_now
 from ledger.pricebook import PriceBook
+from ledger.secrets import mask
 from ledger.settings import Settings
 from ledger.spend import by_day, first_day
 from ledger.store.ledger import insert_ignore
@@ -329,7 +330,7 @@ def _deliver_one(
     try:
         deliver(channel, alert)
     except DeliveryError as exc:
-        error = str(exc)
+        error = mask(str(exc))
     values: dict[str, Any] = {
         "attempts": _deliveries.c.attempts + 1,
         "last_attempt_at": now,

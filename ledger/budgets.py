@@ -110,7 +110,7 @@ def load_budgets(
     if not path.exists():
         return BudgetConfig({}, (), str(path))
     raw, data = read_toml(path, BudgetConfigError)
-    _warn_if_exposed(path, raw.decode("utf-8"), data)
+    _warn_if_exposed(path, raw.decode("utf-8"))
     return parse_budgets(
         data,
         source=str(path),
@@ -119,24 +119,14 @@ def load_budgets(
     )
 
 
-def _warn_if_exposed(path: Path, text: str, data: dict[str, Any]) -> None:
-    """Warn on stderr (as for ledger.toml) when a channel's URL is written in the file,
-    not read from ${VAR}, and the file is readable by other users: webhook URLs and SMTP
-    passwords are secrets."""
+def _warn_if_exposed(path: Path, text: str) -> None:
+    """Warn on stderr (as for ledger.toml) when the file holds a secret written in it, not
+    read from ${VAR} (a webhook token, an SMTP password), and others can read it."""
     from ledger.config_file import exposure_warning
 
-    channels = data.get("channel")
-    literal = isinstance(channels, list) and any(
-        isinstance(c, dict) and isinstance(c.get(k), str) and not _VAR_ONLY.match(c[k])
-        for c in channels
-        for k in ("url", "smtp_url")
-    )
-    warning = exposure_warning(path, text, holds_secret=literal)
+    warning = exposure_warning(path, text)
     if warning:
         print(f"ftledger: warning: {warning}", file=sys.stderr)
-
-
-_VAR_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
 def parse_budgets(

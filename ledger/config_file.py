@@ -2,8 +2,8 @@
 
 The file names the environment variables that hold keys (`key_env`), so it can be
 committed and shared. Every problem is reported together with file and key path, like
-the price book. A file that nevertheless holds something secret-looking and is readable
-by other users earns a warning.
+the price book. A file that nevertheless holds a secret (as `ledger.secrets` defines it)
+and is readable by other users earns a warning.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import Problem, SettingsError
+from ledger.secrets import has_credentials, holds_secret
 from ledger.tomlfile import read_toml
 
 BUCKET_WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_LOOKING = (
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),  # an OpenAI key
-    re.compile(r"://[^/\s:@\"']+:[^/\s@\"']+@"),  # a URL with a password
-    re.compile(r"hooks\.slack\.com/|/webhook", re.IGNORECASE),
-)
+_VAR_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${VAR}: read at run time
 
 
 @dataclass(frozen=True)
@@ -147,7 +144,7 @@ def _check_values(values: dict[str, Any], problem: Any) -> None:
         _check_env_name(values["admin_key_env"], "openai.admin_key_env", problem)
     if "base_url" in values and not re.match(r"^https?://", values["base_url"]):
         problem("openai.base_url", "must start with http:// or https://")
-    elif "base_url" in values and _looks_secret(values["base_url"]):
+    elif "base_url" in values and has_credentials(values["base_url"]):
         problem("openai.base_url", "must not carry credentials")
     if "cron" in values:
         try:
@@ -188,19 +185,16 @@ def _parse_projects(raw: Any, problem: Any) -> tuple[ProjectConfig, ...] | None:
 
 
 def _check_env_name(value: str, where: str, problem: Any) -> None:
-    if _looks_secret(value):
+    if holds_secret(value):
         problem(where, "looks like a key itself: give the NAME of an environment variable")
     elif not _ENV_NAME.match(value):
         problem(where, "must be an environment variable name (letters, digits, _)")
 
 
-def _looks_secret(text: str) -> bool:
-    return any(p.search(text) for p in _SECRET_LOOKING)
-
-
-def exposure_warning(path: Path, text: str, *, holds_secret: bool = False) -> str | None:
-    """A warning when a file that holds something secret(-looking) is readable by others."""
-    if not (holds_secret or _looks_secret(text)):
+def exposure_warning(path: Path, text: str) -> str | None:
+    """A warning when a file that holds a secret is readable by others; a `${VAR}`
+    reference holds none (a loopback webhook URL without a token holds none either)."""
+    if not holds_secret(_VAR_REF.sub("", text)):
         return None
     try:
         mode = path.stat().st_mode

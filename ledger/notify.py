@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ledger.budgets import Channel
 from ledger.errors import DeliveryError
 from ledger.money import display
+from ledger.secrets import mask
 
 TIMEOUT_SECONDS = 10.0
 USER_AGENT = "ftledger-alerts/1"
@@ -102,7 +103,7 @@ def deliver(channel: Channel, alert: Alert, *, timeout: float = TIMEOUT_SECONDS)
     elif channel.type == "email":
         _send_email(channel, alert, timeout)
     elif channel.type == "log":
-        log.warning(json.dumps({"event": "budget_alert", **alert.payload()}, sort_keys=True))
+        log.warning(mask(json.dumps({"event": "budget_alert", **alert.payload()}, sort_keys=True)))
     else:
         raise DeliveryError(f"channel {channel.name!r}: unknown type {channel.type!r}")
 

@@ -124,6 +124,6 @@ def serve(tick: Callable[[Callable[[], bool]], None], schedule: Schedule) -> Non
 
 
 def _scrub(exc: BaseException) -> str:
-    from ledger.sync import redact
+    from ledger.secrets import mask
 
-    return redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)

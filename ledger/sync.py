@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from ledger.errors import (
 )
 from ledger.period import Month, day_start, floor_to, iso_utc
 from ledger.pricebook import PriceBook
+from ledger.secrets import mask, refuse_credentials
 from ledger.store.engine import first_db_line
 from ledger.store.ledger import PostResult, index_observations, insert_ignore, post_training_fee
 from ledger.store.ledger import post_usage as _post_usage
@@ -174,7 +174,7 @@ def poll_sources(
         except (LedgerError, SQLAlchemyError) as exc:
             if isinstance(exc, SQLAlchemyError):  # e.g. the connection dropped mid-read
                 exc = StoreError(f"reading the ledger failed: {first_db_line(exc)}")
-            report.error = redact(_one_line(exc))
+            report.error = mask(_one_line(exc))
             log.info("polling %s failed: %s", spec.name, report.error)
             _record_failure(engine, spec.name, report.error, at)
         reports.append(report)
@@ -397,6 +397,7 @@ def openai_specs(
     variables the config names, when the source is opened, and go nowhere else."""
     env = os.environ if environ is None else environ
     base_url = config.base_url or env.get("OPENAI_BASE_URL") or None
+    refuse_credentials(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
 
     def opener(key_env: str, missing: str, project: str | None) -> Callable[[], Any]:
         def open_source() -> Any:
@@ -703,19 +704,6 @@ def poll_lock(engine: Engine) -> Iterator[bool]:
 
 
 # --- helpers -------------------------------------------------------------------------
-
-_SECRETS = (
-    re.compile(r"sk-[A-Za-z0-9_\-*]{4,}"),
-    re.compile(r"(?i)(bearer\s+)\S+"),
-    re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"),
-)
-
-
-def redact(text: str) -> str:
-    """The text with anything key-like masked (errors may quote what a server echoed)."""
-    text = _SECRETS[0].sub("sk-***", text)
-    text = _SECRETS[1].sub(r"\1***", text)
-    return _SECRETS[2].sub(r"\1***@", text)
 
 
 def _one_line(exc: BaseException) -> str:

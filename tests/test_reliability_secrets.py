@@ -164,7 +164,7 @@ def test_serve_keeps_the_canary_out_of_its_logs(engine, db_url, config_dir, tmp_
         ("ledger.toml", "# the admin key is sk-admin-0123456789abcdef\n[openai]\n"),
         (
             "budgets.toml",
-            '[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "https://example.com/h/abc"\n'
+            '[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "https://hooks.slack.com/services/T0/B0/abc"\n'
             '[[budget]]\nname = "b"\namount = "5"\nchannels = ["ops"]\n',
         ),
     ],

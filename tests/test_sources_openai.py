@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import AuthError, PaginationError, RateLimitError, SourceError, UpstreamError
-from ledger.sources.openai import OpenAISource, retry_after, scrub
+from ledger.sources.openai import OpenAISource, retry_after
 from ledger.sources.sandbox import DAY, HOUR, SandboxOrg, SandboxServer
 
 NOW = 1_750_000_000
@@ -298,7 +298,7 @@ def test_an_echoed_key_never_leaves_the_seam(
     with pytest.raises(UpstreamError) as jobs_error:
         list(source.jobs("support"))
     for error in (usage_error.value, jobs_error.value):
-        assert "[redacted]" in str(error)
+        assert "sk-admin-***" in str(error) or "sk-proj-***" in str(error)
         assert_no_key(str(error))
         assert_no_key(repr(error.args))
         assert error.__cause__ is None and error.__context__ is None
@@ -396,18 +396,6 @@ def test_an_equal_duplicate_is_merged_and_a_different_one_refused(
 
 
 # --- helpers and hygiene --------------------------------------------------------------
-
-
-def test_scrub_removes_keys_and_bearer_tokens() -> None:
-    text = "key sk-proj-abc123XYZ and Bearer my-secret-token, plus literal hunter2"
-    cleaned = scrub(text, ["hunter2"])
-    assert (
-        "sk-proj" not in cleaned and "my-secret-token" not in cleaned and "hunter2" not in cleaned
-    )
-    assert (
-        scrub("Incorrect API key provided: sk-****wxyz.")
-        == "Incorrect API key provided: [redacted]."
-    )
 
 
 def test_retry_after_reads_seconds_milliseconds_and_dates() -> None:

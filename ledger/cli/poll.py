@@ -165,6 +165,7 @@ def status(
 
     Example: ftledger status --format json
     """
+    from ledger.secrets import mask
     from ledger.sync import iso, openai_specs, read_watermarks
 
     app_ctx = app_context(ctx)
@@ -186,7 +187,7 @@ def status(
                 "read_up_to": iso(mark.position) if mark else None,
                 "failing_since": iso(mark.failing_since) if mark else None,
                 "failures": mark.consecutive_failures if mark else 0,
-                "last_error": mark.last_error if mark else None,
+                "last_error": mask(mark.last_error) if mark and mark.last_error else None,
             }
         )
     emit(fmt, rows, STATUS_COLUMNS, title="Poll status")

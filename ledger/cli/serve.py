@@ -33,6 +33,7 @@ def serve(
     Example: ftledger serve --every 15
     """
     from ledger.cli.poll import load_config
+    from ledger.secrets import MaskingFilter
     from ledger.service import Schedule, run_budget_check, run_poll
     from ledger.service import serve as run_scheduler
     from ledger.sync import openai_specs
@@ -40,6 +41,8 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:  # every logger's lines, httpx's too
+        handler.addFilter(MaskingFilter())
     log = logging.getLogger("ledger.serve")
     app_ctx = app_context(ctx)
     config = load_config(app_ctx)

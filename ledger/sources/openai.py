@@ -2,8 +2,8 @@
 
 The only module that imports `openai`, and only inside functions, so `import ledger`
 stays fast. Everything the SDK can raise is translated here into `ledger.errors`, with
-OpenAI's request id kept and anything key-like scrubbed (an upstream body may echo
-the key).
+OpenAI's request id kept and secrets masked by `ledger.secrets` (an upstream body may
+echo the key). A base URL carrying credentials is refused.
 
 Retries are ours, not the SDK's (its clients run with max_retries=0): one loop retries
 408/409/429/5xx, timeouts and connection failures with capped exponential backoff,
@@ -27,9 +27,8 @@ import logging
 import math
 import os
 import random
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -42,6 +41,7 @@ from ledger.errors import (
     SourceError,
     UpstreamError,
 )
+from ledger.secrets import mask, refuse_credentials
 
 if TYPE_CHECKING:
     import openai
@@ -73,8 +73,6 @@ MODERATION_MODEL = "omni-moderation-latest"
 MODERATION_BATCH = 32
 DEFAULT_MAX_PAGES = 1000
 RETRYABLE = frozenset({408, 409, 429})
-_KEY_LIKE = re.compile(r"(?:sk|pk|rk)-[A-Za-z0-9_*\-]{3,}|Bearer\s+\S+", re.IGNORECASE)
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True)
@@ -98,14 +96,6 @@ class _Key:
 
     def __repr__(self) -> str:
         return "<key redacted>"
-
-
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` without the given secrets or anything shaped like an API key."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return _KEY_LIKE.sub(REDACTED, text)
 
 
 class OpenAISource:
@@ -138,6 +128,9 @@ class OpenAISource:
             env_key = os.environ.get("OPENAI_API_KEY")
             project_keys = {"": env_key} if env_key else {}
         self._project_keys = {name: _Key(key) for name, key in project_keys.items() if key}
+        if base_url is None:
+            refuse_credentials(os.environ.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
+        refuse_credentials(base_url, "base_url")
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
@@ -200,7 +193,7 @@ class OpenAISource:
                 max_retries=0,
             )
         except openai.OpenAIError as exc:
-            raise SourceError(f"cannot set up the OpenAI client: {scrub(str(exc))}") from None
+            raise SourceError(f"cannot set up the OpenAI client: {self._scrub(str(exc))}") from None
 
     # -- usage -------------------------------------------------------------------------
 
@@ -438,7 +431,7 @@ class OpenAISource:
         return f"HTTP {status}" if status else type(exc).__name__
 
     def _scrub(self, text: str) -> str:
-        return scrub(text, self._secrets())
+        return mask(text, self._secrets())
 
 
 # --- parsing ------------------------------------------------------------------------------
