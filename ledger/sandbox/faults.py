@@ -1,9 +1,9 @@
 """Planned misbehaviour for the reliability tests: errors, slow replies, cut connections,
 pagination lies, secrets echoed back.
 
-Test-only: tests and benchmarks build a `FaultPlan` and pass it to `SandboxServer(...,
-faults=plan)`; `ftledger demo` never imports this module. Faults are consumed per
-endpoint in order and may be changed while the server runs.
+Test-only: tests build a `FaultPlan` and pass it to `SandboxServer(..., faults=plan)`;
+`ftledger demo` never imports this module. Faults are consumed per endpoint in order
+and may be changed while the server runs.
 
     plan = FaultPlan()
     with SandboxServer(org, faults=plan) as srv:

@@ -2,7 +2,7 @@
 
 Routes, bearer-key roles (admin key for usage and costs, project keys for jobs and
 moderations), request ids and counters; the answers come from `answers.py`. A server
-misbehaves only through a `FaultHook` its creator passes (tests and benchmarks pass
+misbehaves only through a `FaultHook` its creator passes (the tests pass a
 `faults.FaultPlan`); without one, every request gets its correct answer.
 """
 
@@ -65,7 +65,7 @@ class PlannedFault(Protocol):
 
 
 class FaultHook(Protocol):
-    """Where a server gets its faults from; only tests and benchmarks pass one."""
+    """Where a server gets its faults from; only tests pass one."""
 
     def take(self, endpoint: str) -> PlannedFault | None:
         """The fault for this request to `endpoint`, if any."""
