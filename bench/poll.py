@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ftledger_cmd
 
-from ledger.sources.sandbox import HOUR, SandboxOrg, SandboxServer
+from ledger.sandbox import HOUR, SandboxOrg, SandboxServer
 
 NOW = 1_750_000_000  # 2025-06-15T15:06:40Z, the sandbox's default clock
 STEADY = 15 * 60

@@ -29,8 +29,8 @@ class DemoRun:
 
 def run_demo(engine: Engine, book: PriceBook) -> DemoRun:
     """Poll a freshly started sandbox organisation into `engine` (which must be empty)."""
+    from ledger.sandbox import ORGANIZATION_ID, SandboxOrg, SandboxServer
     from ledger.service import run_poll
-    from ledger.sources.sandbox import ORGANIZATION_ID, SandboxOrg, SandboxServer
 
     _require_empty(engine)
     org = SandboxOrg()

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 from ledger.config_file import LedgerConfig, ProjectConfig
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
-from ledger.sources.sandbox import SandboxOrg, SandboxServer
+from ledger.sandbox import SandboxOrg, SandboxServer
+from ledger.sandbox.faults import FaultPlan
 from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry
 from ledger.sync import CycleReport, openai_specs, poll_sources
 
@@ -49,7 +50,10 @@ def sandbox(days: int = 5, now: int = NOW, **config: object) -> Iterator[Sandbox
     org = SandboxOrg(now=now, days=days, extra_jobs=6)
     names = ["support", "legal", "research"]
     with SandboxServer(
-        org, admin_key=ADMIN_KEY, project_keys={n: project_key(n) for n in names}
+        org,
+        admin_key=ADMIN_KEY,
+        project_keys={n: project_key(n) for n in names},
+        faults=FaultPlan(),
     ) as server:
         env = {"T_ADMIN": ADMIN_KEY, **{f"T_KEY_{n.upper()}": project_key(n) for n in names}}
         base = LedgerConfig(

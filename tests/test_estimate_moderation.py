@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger.sources.sandbox import SandboxOrg, SandboxServer
+from ledger.sandbox import SandboxOrg, SandboxServer
 
 
 @pytest.fixture

@@ -145,6 +145,20 @@ def test_demo_needs_no_key_and_prints_the_month(cli, tmp_path):
     assert json.loads(plain.stdout)["month"] == "2025-06"
 
 
+def test_demo_never_loads_the_fault_plan():
+    """Faults are test-only: the demo's whole import path, run end to end, leaves them out."""
+    code = (
+        "import sys, ledger.demo, ledger.cli.demo\n"
+        "from ledger.cli.app import main\n"
+        "try:\n    main(['demo', '--format', 'json'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('ledger.sandbox')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout.rsplit("LOADED", 1)[1]
+    assert "'ledger.sandbox.server'" in loaded, out.stdout[-500:]  # the demo did serve
+    assert "faults" not in loaded
+
+
 # --- a poll killed mid-way --------------------------------------------------------------
 
 

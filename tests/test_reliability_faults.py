@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sync_helpers import NOW, SINCE_TS, ledger_usage, sandbox, true_usage
 
-from ledger.sources.sandbox import SandboxOrg, SandboxServer
+from ledger.sandbox import SandboxOrg, SandboxServer
 from ledger.store.engine import open_engine
 from ledger.sync import COSTS_SOURCE, USAGE_SOURCE, read_watermark
 

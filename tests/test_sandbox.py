@@ -22,7 +22,7 @@ from openai.types.fine_tuning import FineTuningJob
 from openai.types.moderation_create_response import ModerationCreateResponse
 
 from ledger.domain import TERMINAL_JOB_STATES
-from ledger.sources.sandbox import (
+from ledger.sandbox import (
     DAY,
     FT_LEGAL,
     FT_SUPPORT,
@@ -32,6 +32,7 @@ from ledger.sources.sandbox import (
     SandboxOrg,
     SandboxServer,
 )
+from ledger.sandbox.faults import FaultPlan
 
 NOW = 1_750_000_000  # 2025-06-15 15:06:40 UTC, mid-hour on purpose
 ADMIN = "sk-admin-test-canary-0001"
@@ -49,7 +50,7 @@ def org() -> SandboxOrg:
 
 @pytest.fixture
 def server(org: SandboxOrg) -> Iterator[SandboxServer]:
-    with SandboxServer(org, admin_key=ADMIN, project_keys=PROJECT_KEYS) as srv:
+    with SandboxServer(org, admin_key=ADMIN, project_keys=PROJECT_KEYS, faults=FaultPlan()) as srv:
         yield srv
     assert srv.errors == []
 

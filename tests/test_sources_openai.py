@@ -11,8 +11,9 @@ from decimal import Decimal
 import pytest
 
 from ledger.errors import AuthError, PaginationError, RateLimitError, SourceError, UpstreamError
+from ledger.sandbox import DAY, HOUR, SandboxOrg, SandboxServer
+from ledger.sandbox.faults import FaultPlan
 from ledger.sources.openai import OpenAISource, retry_after
-from ledger.sources.sandbox import DAY, HOUR, SandboxOrg, SandboxServer
 
 NOW = 1_750_000_000
 ADMIN = "sk-admin-CANARY-a1b2c3d4e5"
@@ -33,7 +34,7 @@ def org() -> SandboxOrg:
 
 @pytest.fixture
 def server(org: SandboxOrg) -> Iterator[SandboxServer]:
-    with SandboxServer(org, admin_key=ADMIN, project_keys=PROJECT_KEYS) as srv:
+    with SandboxServer(org, admin_key=ADMIN, project_keys=PROJECT_KEYS, faults=FaultPlan()) as srv:
         yield srv
     assert srv.errors == []
 
@@ -415,9 +416,7 @@ def test_bad_arguments_are_programming_errors(source: OpenAISource, org: Sandbox
 
 
 def test_importing_the_source_does_not_import_openai() -> None:
-    code = (
-        "import sys, ledger.sources.openai, ledger.sources.sandbox; print('openai' in sys.modules)"
-    )
+    code = "import sys, ledger.sources.openai, ledger.sandbox; print('openai' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

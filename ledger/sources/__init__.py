@@ -1,1 +1,1 @@
-"""Where observations come from: OpenAI (or its loopback sandbox) and CSV files."""
+"""Where observations come from: OpenAI and CSV files."""
