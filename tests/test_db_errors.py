@@ -121,6 +121,29 @@ def test_a_schema_newer_than_this_version_is_refused_not_migrated(cli, tmp_path)
     assert current.exit_code == 0 and "newer than this ftledger" in current.stdout
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("report", "monthly", "--month", "2025-06"),
+        ("export", "focus", "--month", "2025-06"),
+        ("reconcile", "--month", "2025-06"),
+        ("forecast",),
+        ("budgets", "check"),
+        ("status",),
+    ],
+    ids=" ".join,
+)
+def test_a_ledger_missing_a_table_is_one_line_when_read(cli, tmp_path, command):
+    """A schema that claims to be current but is not: the reads themselves fail."""
+    db = tmp_path / "ledger.db"
+    assert cli("--db", f"sqlite:///{db}", "db", "upgrade").exit_code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE usage_entries")
+        conn.execute("DROP TABLE watermarks")
+        conn.execute("DROP TABLE alert_deliveries")
+    one_line_error(cli("--db", f"sqlite:///{db}", *command), "run `ftledger db upgrade`")
+
+
 def test_an_unknown_target_revision_is_one_line(cli, tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     one_line_error(cli("--db", url, "db", "upgrade", "nonesuch"), "nonesuch")

@@ -78,10 +78,10 @@ def translate(
     if (
         code in _AUTH_SQLSTATES
         or "authentication failed" in lowered
-        or ("role" in lowered and "does not exist" in lowered)
+        or ('role "' in lowered and "does not exist" in lowered)
     ):
         return StoreError(f"{doing} failed: {shown} refused the login: {_tail(detail)}")
-    if code == _NO_DATABASE_SQLSTATE or ("database" in lowered and "does not exist" in lowered):
+    if code == _NO_DATABASE_SQLSTATE or ('database "' in lowered and "does not exist" in lowered):
         return StoreError(
             f"{doing} failed: {shown}: {_tail(detail)} (create it, then `ftledger db upgrade`)"
         )
