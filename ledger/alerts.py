@@ -25,9 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ledger.budgets import Budget, BudgetConfig, load_budgets
@@ -40,14 +38,12 @@ from ledger.pricebook import PriceBook
 from ledger.secrets import mask
 from ledger.settings import Settings
 from ledger.spend import by_day, first_day
-from ledger.store.ledger import insert_ignore
-from ledger.store.tables import AlertDecision, AlertDelivery, core
+from ledger.store.alert_log import Decision, claim_delivery, finish_delivery, record_decision
+from ledger.store.errors import db_errors, in_transaction
+from ledger.store.read import PendingDelivery, alerted, pending_deliveries
 from ledger.views import day_costs
 
 CLAIM_LEASE_SECONDS = 300
-
-_decisions = core(AlertDecision)
-_deliveries = core(AlertDelivery)
 
 
 @dataclass(frozen=True)
@@ -145,27 +141,12 @@ def evaluate(
     return BudgetStatus(budget, period, spend, forecast, crosses, tuple(unpriced))
 
 
-def alerted(conn: Connection, budget: str, period: str) -> tuple[tuple[str, Decimal, str], ...]:
-    """(kind, threshold, delivered|pending) of the decisions recorded for a budget period."""
-    query = (
-        select(_decisions.c.kind, _decisions.c.threshold, _deliveries.c.status)
-        .join(_deliveries, _deliveries.c.decision_id == _decisions.c.id, isouter=True)
-        .where(_decisions.c.budget == budget, _decisions.c.period == period)
-    )
-    states: dict[tuple[str, Decimal], str] = {}
-    for kind, threshold, status in conn.execute(query):
-        key = (kind, Decimal(threshold))
-        if states.get(key) != "pending":
-            states[key] = status or "delivered"
-    return tuple((k, t, s) for (k, t), s in sorted(states.items()))
-
-
 def budget_statuses(
     engine: Engine, config: BudgetConfig, now: datetime | int | None = None
 ) -> list[BudgetStatus]:
     """Every budget's status now, with the thresholds already alerted; writes nothing."""
     at = utc_now(now)
-    with engine.connect() as conn:
+    with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
         result = []
         for budget in config.budgets:
             status = evaluate(conn, budget, at)
@@ -199,15 +180,18 @@ def run_budget_check(
     if not config.budgets:
         result.deliveries = _deliver_pending(engine, config, at)
         return result
-    with engine.connect() as conn:
+    with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
         result.statuses = [evaluate(conn, b, at) for b in config.budgets]
-    with engine.begin() as conn:
+
+    def decide_all(conn: Connection) -> list[tuple[str, str, str, Decimal]]:
+        decided = []
         for status in result.statuses:
             for kind, threshold in status.crossed():
                 if _decide(conn, status, kind, threshold, int(at.timestamp())):
-                    result.decided.append(
-                        (status.budget.name, status.period.label, kind, threshold)
-                    )
+                    decided.append((status.budget.name, status.period.label, kind, threshold))
+        return decided
+
+    result.decided = in_transaction(engine, decide_all, doing="recording alert decisions")
     result.deliveries = _deliver_pending(engine, config, at)
     return result
 
@@ -217,65 +201,26 @@ def _decide(
 ) -> bool:
     """Record a decision and its pending deliveries; False when it was already recorded."""
     budget, label = status.budget, status.period.label
-    key = idempotency_key(budget.name, label, kind, threshold)
-    values = {
-        "budget": budget.name,
-        "period": label,
-        "kind": kind,
-        "threshold": _threshold_text(threshold),
-        "idempotency_key": key,
-        "amount_pico": budget.amount_pico,
-        "spend_pico": status.spend,
-        "forecast_pico": status.forecast.point if status.forecast else None,
-        "scope": json.dumps(budget.scope(), sort_keys=True),
-        "decided_at": now,
-    }
-    # One row, RETURNING: a row comes back only when this check inserted the decision.
-    # No conflict target: the idempotency key is unique too, and a concurrent check
-    # inserting the same decision may trip either constraint first (PostgreSQL).
-    decision_id = conn.execute(
-        _insert(conn)(_decisions).values(values).on_conflict_do_nothing().returning(_decisions.c.id)
-    ).scalar_one_or_none()
-    if decision_id is None:
-        return False
-    insert_ignore(
-        conn,
-        _deliveries,
-        [
-            {"decision_id": decision_id, "channel": name, "status": "pending", "attempts": 0}
-            for name in budget.channels
-        ],
-        ["decision_id", "channel"],
+    decision = Decision(
+        budget=budget.name,
+        period=label,
+        kind=kind,
+        threshold=_threshold_text(threshold),
+        idempotency_key=idempotency_key(budget.name, label, kind, threshold),
+        amount_pico=budget.amount_pico,
+        spend_pico=status.spend,
+        forecast_pico=status.forecast.point if status.forecast else None,
+        scope=json.dumps(budget.scope(), sort_keys=True),
+        decided_at=now,
     )
-    return True
-
-
-def _insert(conn: Connection) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert
+    return record_decision(conn, decision, budget.channels)
 
 
 def _deliver_pending(engine: Engine, config: BudgetConfig, at: datetime) -> list[DeliveryOutcome]:
     now = int(at.timestamp())
     me = uuid.uuid4().hex
-    query = (
-        select(
-            _deliveries.c.id.label("delivery_id"),
-            _deliveries.c.channel,
-            *(c for c in _decisions.c if c.name != "id"),
-        )
-        .join(_decisions, _decisions.c.id == _deliveries.c.decision_id)
-        .where(_deliveries.c.status == "pending")
-        .order_by(_decisions.c.id, _deliveries.c.id)
-    )
-    with engine.connect() as conn:
-        pending = [row._asdict() for row in conn.execute(query)]
+    with db_errors("reading pending alerts", engine.url), engine.connect() as conn:
+        pending = pending_deliveries(conn)
     outcomes = []
     for row in pending:
         outcomes.append(_deliver_one(engine, config, row, me, now))
@@ -283,71 +228,40 @@ def _deliver_pending(engine: Engine, config: BudgetConfig, at: datetime) -> list
 
 
 def _deliver_one(
-    engine: Engine, config: BudgetConfig, row: dict[str, Any], me: str, now: int
+    engine: Engine, config: BudgetConfig, row: PendingDelivery, me: str, now: int
 ) -> DeliveryOutcome:
-    delivery_id = row["delivery_id"]
-
     def outcome(status: str, attempts: int, error: str | None = None) -> DeliveryOutcome:
         return DeliveryOutcome(
-            row["budget"],
-            row["period"],
-            row["kind"],
-            Decimal(row["threshold"]),
-            row["channel"],
+            row.budget,
+            row.period,
+            row.kind,
+            Decimal(row.threshold),
+            row.channel,
             status,
             attempts,
             error,
         )
 
-    channel = config.channels.get(row["channel"])
+    channel = config.channels.get(row.channel)
     if channel is None:
-        return outcome("skipped", 0, f"channel {row['channel']!r} is no longer configured")
-    with engine.begin() as conn:
-        claimed = conn.execute(
-            update(_deliveries)
-            .where(
-                _deliveries.c.id == delivery_id,
-                _deliveries.c.status == "pending",
-                (_deliveries.c.claimed_at.is_(None))
-                | (_deliveries.c.claimed_at < now - CLAIM_LEASE_SECONDS),
-            )
-            .values(claimed_by=me, claimed_at=now)
-        ).rowcount
-    if claimed != 1:
+        return outcome("skipped", 0, f"channel {row.channel!r} is no longer configured")
+    if not claim_delivery(engine, row.delivery_id, me, now, CLAIM_LEASE_SECONDS):
         return outcome("skipped", 0, "another check is delivering it")
     alert = Alert(
-        budget=row["budget"],
-        period=row["period"],
-        kind=row["kind"],
-        threshold=Decimal(row["threshold"]),
-        amount=from_pico(row["amount_pico"]),
-        spend=from_pico(row["spend_pico"]),
-        forecast=None if row["forecast_pico"] is None else from_pico(row["forecast_pico"]),
-        scope=json.loads(row["scope"]),
-        idempotency_key=row["idempotency_key"],
+        budget=row.budget,
+        period=row.period,
+        kind=row.kind,
+        threshold=Decimal(row.threshold),
+        amount=from_pico(row.amount_pico),
+        spend=from_pico(row.spend_pico),
+        forecast=None if row.forecast_pico is None else from_pico(row.forecast_pico),
+        scope=json.loads(row.scope),
+        idempotency_key=row.idempotency_key,
     )
     error: str | None = None
     try:
         deliver(channel, alert)
     except DeliveryError as exc:
         error = mask(str(exc))
-    values: dict[str, Any] = {
-        "attempts": _deliveries.c.attempts + 1,
-        "last_attempt_at": now,
-        "claimed_by": None,
-        "claimed_at": None,
-    }
-    if error is None:
-        values |= {"status": "delivered", "delivered_at": now, "last_error": None}
-    else:
-        values |= {"last_error": error}
-    with engine.begin() as conn:
-        conn.execute(
-            update(_deliveries)
-            .where(_deliveries.c.id == delivery_id, _deliveries.c.claimed_by == me)
-            .values(**values)
-        )
-        attempts = conn.execute(
-            select(_deliveries.c.attempts).where(_deliveries.c.id == delivery_id)
-        ).scalar_one()
-    return outcome("delivered" if error is None else "failed", int(attempts), error)
+    attempts = finish_delivery(engine, row.delivery_id, me, now, error)
+    return outcome("delivered" if error is None else "failed", attempts, error)

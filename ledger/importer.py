@@ -10,12 +10,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from ledger.errors import ConflictError, InputError
+from ledger.errors import InputError
 from ledger.pricebook import PriceBook
 from ledger.sources.csv_usage import read_usage_csv, write_rejected
+from ledger.store.errors import in_transaction
 from ledger.store.ledger import PostResult, post_usage
-
-CONFLICT_RETRIES = 3
 
 
 @dataclass
@@ -58,14 +57,11 @@ def _import(
         if not skip_invalid:
             raise InputError(parsed.problems)
         rejected_file = write_rejected(path, parsed.header, parsed.rejected)
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with engine.begin() as conn:
-                posted = post_usage(conn, parsed.observations, book)
-            break
-        except ConflictError:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
+    posted = in_transaction(
+        engine,
+        lambda conn: post_usage(conn, parsed.observations, book),
+        doing="importing usage",
+    )
     return ImportResult(parsed.rows, len(parsed.rejected), rejected_file, posted)
 
 

@@ -21,32 +21,23 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
-from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.config_file import LedgerConfig
-from ledger.domain import (
-    TERMINAL_JOB_STATES,
-    CostObservation,
-    JobObservation,
-    UsageObservation,
-)
-from ledger.errors import (
-    AuthError,
-    ConflictError,
-    LedgerError,
-    SourceError,
-    StoreError,
-    UpstreamError,
-)
+from ledger.domain import CostObservation, JobObservation, UsageObservation
+from ledger.errors import AuthError, LedgerError, SourceError, UpstreamError
 from ledger.period import Month, day_start, floor_to, iso_utc
 from ledger.pricebook import PriceBook
 from ledger.secrets import mask, refuse_credentials
-from ledger.store.engine import first_db_line
-from ledger.store.ledger import PostResult, index_observations, insert_ignore, post_training_fee
+from ledger.store.billed import CostKey, mirror_costs
+from ledger.store.errors import in_transaction, translate
+from ledger.store.jobs import upsert_job
+from ledger.store.ledger import PostResult, index_observations, post_training_fee
 from ledger.store.ledger import post_usage as _post_usage
-from ledger.store.tables import BilledCost, FineTuningJob, Watermark, core
+from ledger.store.poll_lock import poll_lock
+from ledger.store.watermarks import advance as _advance
+from ledger.store.watermarks import read_watermark, read_watermarks, record_failure
 
 log = logging.getLogger("ledger.sync")
 
@@ -56,15 +47,9 @@ COSTS_SOURCE = "openai.costs"
 JOBS_SOURCE_PREFIX = "openai.jobs:"
 USAGE_ENDPOINT = "/v1/organization/usage/completions"
 COSTS_ENDPOINT = "/v1/organization/costs"
-CONFLICT_RETRIES = 5
-RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization failure, deadlock
 # Daily costs are few rows: read them a whole Costs API page (180 days) per request.
 COSTS_WINDOW_DAYS = 180
 HOURLY_NOTE = "reinforcement: billed per training hour; the API does not report hours"
-
-_watermarks = core(Watermark)
-_jobs = core(FineTuningJob)
-_costs = core(BilledCost)
 
 
 class AdminReader(Protocol):
@@ -173,10 +158,10 @@ def poll_sources(
                     raise ValueError(f"unknown source kind {spec.kind!r}")
         except (LedgerError, SQLAlchemyError) as exc:
             if isinstance(exc, SQLAlchemyError):  # e.g. the connection dropped mid-read
-                exc = StoreError(f"reading the ledger failed: {first_db_line(exc)}")
+                exc = translate(exc, "reading the ledger", engine.url)
             report.error = mask(_one_line(exc))
             log.info("polling %s failed: %s", spec.name, report.error)
-            _record_failure(engine, spec.name, report.error, at)
+            record_failure(engine, spec.name, report.error, at)
         reports.append(report)
     return CycleReport(reports)
 
@@ -278,7 +263,7 @@ def _poll_costs(
         return _index_costs(obs for page in reader.cost_pages(start, end) for obs in page)
 
     def post(conn: Connection, lines: Any, start: int, end: int) -> PostResult:
-        written = _mirror_costs(conn, lines, start, end, now)
+        written = mirror_costs(conn, lines, start, end, now)
         return PostResult(len(lines), written, max(len(lines) - written, 0))
 
     _poll_windows(
@@ -365,7 +350,7 @@ def _poll_jobs(
             note = HOURLY_NOTE if job.method == "reinforcement" else None
             outcome = post_training_fee(conn, job, book, now=now)
             fees += outcome.posted
-            changed += _upsert_job(conn, job, note or outcome.note, now)
+            changed += upsert_job(conn, job, note or outcome.note, now)
         _advance(conn, spec.name, now, now)
         return changed, fees
 
@@ -437,93 +422,10 @@ def openai_specs(
 
 def _write(engine: Engine, work: Callable[[Connection], Any]) -> Any:
     """Run `work` in one transaction; a concurrent writer's win is retried (re-read)."""
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with engine.begin() as conn:
-                return work(conn)
-        except ConflictError:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-        except DBAPIError as exc:
-            code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-            if code not in RETRYABLE_PGCODES or attempt == CONFLICT_RETRIES - 1:
-                raise StoreError(f"writing the ledger failed: {first_db_line(exc)}") from None
-        except SQLAlchemyError as exc:
-            raise StoreError(f"writing the ledger failed: {first_db_line(exc)}") from None
-        time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _advance(conn: Connection, source: str, position: int, now: int) -> None:
-    """Move the watermark forward (never back) and clear its failure state."""
-    insert_ignore(conn, _watermarks, [{"source": source, "consecutive_failures": 0}], ["source"])
-    conn.execute(
-        update(_watermarks)
-        .where(_watermarks.c.source == source)
-        .values(last_success_at=now, last_attempt_at=now, last_error=None, failing_since=None)
-        .values(consecutive_failures=0)
-    )
-    conn.execute(
-        update(_watermarks)
-        .where(
-            _watermarks.c.source == source,
-            or_(_watermarks.c.position.is_(None), _watermarks.c.position < position),
-        )
-        .values(position=position)
-    )
-
-
-def _record_failure(engine: Engine, source: str, message: str, now: int) -> None:
-    """Note a failed attempt; `failing_since` keeps the start of the failing streak."""
-    try:
-        with engine.begin() as conn:
-            insert_ignore(
-                conn, _watermarks, [{"source": source, "consecutive_failures": 0}], ["source"]
-            )
-            conn.execute(
-                update(_watermarks)
-                .where(_watermarks.c.source == source)
-                .values(
-                    last_attempt_at=now,
-                    last_error=message[:1000],
-                    consecutive_failures=_watermarks.c.consecutive_failures + 1,
-                )
-            )
-            conn.execute(
-                update(_watermarks)
-                .where(_watermarks.c.source == source, _watermarks.c.failing_since.is_(None))
-                .values(failing_since=now)
-            )
-    except SQLAlchemyError as exc:  # the database itself may be why the poll failed
-        log.error("could not record the failure of %s: %s", source, first_db_line(exc))
-
-
-@dataclass(frozen=True)
-class WatermarkState:
-    source: str
-    position: int | None = None
-    last_success_at: int | None = None
-    last_attempt_at: int | None = None
-    last_error: str | None = None
-    failing_since: int | None = None
-    consecutive_failures: int = 0
-
-
-def read_watermark(engine: Engine, source: str) -> WatermarkState:
-    with engine.connect() as conn:
-        row = conn.execute(select(_watermarks).where(_watermarks.c.source == source)).first()
-    return WatermarkState(**row._mapping) if row else WatermarkState(source)
-
-
-def read_watermarks(engine: Engine) -> list[WatermarkState]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(_watermarks).order_by(_watermarks.c.source)).all()
-    return [WatermarkState(**row._mapping) for row in rows]
+    return in_transaction(engine, work, doing="writing the ledger")
 
 
 # --- costs ---------------------------------------------------------------------------
-
-CostKey = tuple[int, str, str, str]
 
 
 def _index_costs(lines: Iterable[CostObservation]) -> dict[CostKey, CostObservation]:
@@ -541,70 +443,6 @@ def _index_costs(lines: Iterable[CostObservation]) -> dict[CostKey, CostObservat
     return indexed
 
 
-def _mirror_costs(
-    conn: Connection, lines: dict[CostKey, CostObservation], start: int, end: int, now: int
-) -> int:
-    """Make the mirror of [start, end) equal what OpenAI reported; returns rows changed."""
-    held = {
-        (r.bucket_start, r.project_id, r.line_item, r.currency): r.amount
-        for r in conn.execute(
-            select(_costs).where(_costs.c.bucket_start >= start, _costs.c.bucket_start < end)
-        )
-    }
-    changed = 0
-    for key in held.keys() - lines.keys():  # OpenAI no longer reports it (e.g. revised to 0)
-        conn.execute(
-            delete(_costs).where(
-                _costs.c.bucket_start == key[0],
-                _costs.c.project_id == key[1],
-                _costs.c.line_item == key[2],
-                _costs.c.currency == key[3],
-            )
-        )
-        changed += 1
-    for key, line in lines.items():
-        text = decimal_text(line.amount)
-        if held.get(key) == text:
-            continue
-        if key in held:
-            conn.execute(
-                update(_costs)
-                .where(
-                    _costs.c.bucket_start == key[0],
-                    _costs.c.project_id == key[1],
-                    _costs.c.line_item == key[2],
-                    _costs.c.currency == key[3],
-                )
-                .values(amount=text, bucket_end=line.bucket_end, observed_at=now)
-            )
-        else:
-            inserted = insert_ignore(
-                conn,
-                _costs,
-                [
-                    {
-                        "bucket_start": key[0],
-                        "bucket_end": line.bucket_end,
-                        "project_id": key[1],
-                        "line_item": key[2],
-                        "currency": key[3],
-                        "amount": text,
-                        "observed_at": now,
-                    }
-                ],
-                ["bucket_start", "project_id", "line_item", "currency"],
-            )
-            if not inserted:  # a concurrent poller inserted it first: re-read and retry
-                raise ConflictError("another poller mirrored the same costs at the same time")
-        changed += 1
-    return changed
-
-
-def decimal_text(amount: Any) -> str:
-    """The exact decimal as plain text (no exponent), as OpenAI sent it."""
-    return format(amount, "f")
-
-
 # --- jobs ----------------------------------------------------------------------------
 
 
@@ -616,91 +454,6 @@ def _latest_jobs(jobs: Iterable[JobObservation]) -> list[JobObservation]:
         if seen is None or job.terminal or not seen.terminal:
             chosen[job.id] = job
     return list(chosen.values())
-
-
-_JOB_FIELDS = (
-    "project",
-    "model",
-    "fine_tuned_model",
-    "status",
-    "method",
-    "n_epochs",
-    "trained_tokens",
-    "created_at",
-    "finished_at",
-    "training_file",
-)
-
-
-def _upsert_job(conn: Connection, job: JobObservation, note: str | None, now: int) -> int:
-    """Insert or update a job; a terminal state is never replaced by a non-terminal one."""
-    values = {name: getattr(job, name) for name in _JOB_FIELDS}
-    values["billing_note"] = note
-    current = conn.execute(select(_jobs).where(_jobs.c.id == job.id)).first()
-    if current is None:
-        inserted = insert_ignore(conn, _jobs, [{"id": job.id, **values, "updated_at": now}], ["id"])
-        if not inserted:
-            raise ConflictError("another poller recorded the same job at the same time")
-        return 1
-    if all(getattr(current, k) == v for k, v in values.items()):
-        return 0
-    stmt = update(_jobs).where(_jobs.c.id == job.id)
-    if not job.terminal:  # a stale reading: only a job not yet finished may take it
-        stmt = stmt.where(_jobs.c.status.not_in(sorted(TERMINAL_JOB_STATES)))
-    result = conn.execute(stmt.values(**values, updated_at=now))
-    return int(result.rowcount or 0)
-
-
-# --- locking -------------------------------------------------------------------------
-
-# (class, hashtext(current_schema())): one poller per ledger, and ledgers kept in
-# different schemas of one database do not block each other.
-ADVISORY_LOCK_CLASS = 0x6674_6C65  # "ftle"
-_LOCK_ARGS = "(:k, hashtext(current_schema()))"
-
-
-@contextmanager
-def poll_lock(engine: Engine) -> Iterator[bool]:
-    """Yield whether this process may poll now.
-
-    PostgreSQL: a session advisory lock held on a dedicated connection for the whole
-    cycle; if the holder dies its session ends and the lock with it, so another replica
-    takes over at its next tick. SQLite (one machine): always True; concurrent pollers
-    are serialised by BEGIN IMMEDIATE and kept from double counting by the unique keys.
-    """
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    from sqlalchemy import text
-
-    try:
-        conn = engine.connect()
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot take the poll lock: {first_db_line(exc)}") from None
-    try:
-        got = bool(
-            conn.execute(
-                text("SELECT pg_try_advisory_lock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
-            ).scalar()
-        )
-        conn.commit()
-    except SQLAlchemyError as exc:
-        conn.close()  # a failed attempt must not leak the pooled connection
-        raise StoreError(f"cannot take the poll lock: {first_db_line(exc)}") from None
-    try:
-        try:
-            yield got
-        finally:
-            if got:
-                try:
-                    conn.execute(
-                        text("SELECT pg_advisory_unlock" + _LOCK_ARGS), {"k": ADVISORY_LOCK_CLASS}
-                    )
-                    conn.commit()
-                except SQLAlchemyError as exc:  # the session died, and its lock with it
-                    log.warning("could not release the poll lock: %s", first_db_line(exc))
-    finally:
-        conn.close()
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -57,11 +58,16 @@ class AppContext:
             self._engine.dispose()
             self._engine = None
 
-    def read_connection(self) -> Connection:
-        """A connection for queries that never takes SQLite's write lock."""
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection for queries that never takes SQLite's write lock; a database
+        error while reading ends the command in one line, like every other."""
         from ledger.store.engine import read_connection
+        from ledger.store.errors import db_errors
 
-        return read_connection(self.engine)
+        engine = self.engine
+        with db_errors("reading the ledger", engine.url), read_connection(engine) as conn:
+            yield conn
 
     @property
     def engine(self) -> Engine:

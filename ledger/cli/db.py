@@ -49,5 +49,10 @@ def current(ctx: typer.Context) -> None:
         rev = migrate.current_revision(engine)
     finally:
         engine.dispose()
-    state = "up to date" if rev == SCHEMA_HEAD else "behind: run `ftledger db upgrade`"
+    if rev == SCHEMA_HEAD:
+        state = "up to date"
+    elif rev is not None and not migrate.known_revision(rev):
+        state = "newer than this ftledger: upgrade ftledger"
+    else:
+        state = "behind: run `ftledger db upgrade`"
     typer.echo(f"{redact_url(url)}: revision {rev or '(none)'}, head {SCHEMA_HEAD} ({state})")

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli.common import Format, FormatOption, app_context, day_option, emit, write_text
-from ledger.errors import ConflictError
 
-CONFLICT_RETRIES = 3
 COLUMNS = ("model", "keys_repriced", "keys_still_unpriced")
 
 
@@ -33,7 +31,7 @@ def reprice(
 
     Example: ftledger reprice --since 2026-10-01 --until 2026-10-31
     """
-    from ledger.store.reprice import RepriceResult
+    from ledger.store.errors import in_transaction
     from ledger.store.reprice import reprice as run_reprice
 
     since_day, until_day = day_option(since, "--since"), day_option(until, "--until")
@@ -42,15 +40,11 @@ def reprice(
     start = None if since_day is None else _ts(since_day)
     end = None if until_day is None else _ts(until_day + timedelta(days=1))
     app_ctx = app_context(ctx)
-    result = RepriceResult()
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with app_ctx.engine.begin() as conn:
-                result = run_reprice(conn, app_ctx.pricebook, start=start, end=end)
-            break
-        except ConflictError:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
+    result = in_transaction(
+        app_ctx.engine,
+        lambda conn: run_reprice(conn, app_ctx.pricebook, start=start, end=end),
+        doing="repricing the ledger",
+    )
     models = sorted(set(result.repriced) | set(result.still_unpriced))
     rows = [
         {

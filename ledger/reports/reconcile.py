@@ -70,7 +70,7 @@ def _billed_by_day(billed: Sequence[BilledRow], currency: str) -> dict[date, Dec
                 f"billed cost in {row.currency.upper()} cannot be compared with ledger "
                 f"amounts in {currency.upper()}; ftledger does not convert currencies"
             )
-        totals[row.day] = EXACT.add(totals.get(row.day, Decimal(0)), row.amount)
+        totals[row.day] = EXACT.add(totals.get(row.day, Decimal(0)), row.value)
     return totals
 
 

@@ -11,9 +11,12 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
 
 from ledger.errors import SchemaBehindError, StoreError
+from ledger.store.errors import db_errors, first_db_line, redact_url
+
+__all__ = ["SCHEMA_HEAD", "create_ledger_engine", "first_db_line", "open_engine", "redact_url"]
 
 # The newest migration. Kept here so opening a database needs no Alembic import;
 # a test checks it equals the head of migrations/versions.
@@ -70,13 +73,19 @@ def _sqlite_settings(engine: Engine) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    """An engine on a database whose schema is current (SQLite is upgraded in place)."""
-    from ledger.store.migrate import current_revision, upgrade
+    """An engine on a database whose schema is current (SQLite is upgraded in place).
+
+    A schema behind is refused on a server (run `ftledger db upgrade`), one ahead of
+    this version everywhere (its migrations are unknown here: upgrade ftledger).
+    """
+    from ledger.store.migrate import current_revision, known_revision, newer_schema, upgrade
 
     engine = create_ledger_engine(url)
     try:
         current = current_revision(engine)
         if current != SCHEMA_HEAD:
+            if current is not None and not known_revision(current):
+                raise newer_schema(engine, current)
             if engine.dialect.name != "sqlite":
                 state = "empty" if current is None else f"at revision {current}"
                 raise SchemaBehindError(
@@ -84,33 +93,12 @@ def open_engine(url: str) -> Engine:
                     "run `ftledger db upgrade`"
                 )
             upgrade(engine)
-    except BaseException as exc:
+    except BaseException:
         engine.dispose()
-        if isinstance(exc, OperationalError):
-            raise StoreError(
-                f"cannot open database {redact_url(url)}: {first_db_line(exc)}"
-            ) from None
-        if isinstance(exc, SQLAlchemyError):
-            raise StoreError(f"database {redact_url(url)}: {first_db_line(exc)}") from None
         raise
     return engine
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
-
-
-def first_db_line(exc: BaseException) -> str:
-    """The driver's own first line of a database error (no SQL, no parameters)."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    return lines[0] if lines else type(orig).__name__
-
-
 def ping(engine: Engine) -> None:
-    with engine.connect() as conn:
+    with db_errors("reaching the database", engine.url), engine.connect() as conn:
         conn.execute(text("SELECT 1"))

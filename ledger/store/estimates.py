@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ledger.errors import InputError, Problem, StoreError
+from ledger.errors import ConflictError, InputError, Problem
 from ledger.money import from_pico, per_token_pico
+from ledger.store.errors import db_errors
 from ledger.store.estimate_tables import TrainingEstimate
 from ledger.store.tables import FineTuningJob, TrainingFee
 
@@ -83,22 +83,20 @@ def record_estimate(
         "cost_pico": cost,
         "recorded_at": int(time.time()) if now is None else now,
     }
-    try:
+    with db_errors("recording the estimate", engine.url):
         existing = _find(engine, key)
         if existing is not None:
             return _link_file(engine, existing, openai_file_id)
         try:
-            with engine.begin() as conn:
+            with db_errors("recording the estimate", engine.url), engine.begin() as conn:
                 done = conn.execute(insert(TrainingEstimate).values(**values))
                 assert done.inserted_primary_key is not None
                 return int(done.inserted_primary_key[0])
-        except IntegrityError:  # recorded by someone else just now
+        except ConflictError:  # recorded by someone else just now
             found = _find(engine, key)
             if found is None:
                 raise
             return found
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot record the estimate: {type(exc).__name__}") from None
 
 
 def _find(engine: Engine, key: dict[str, Any]) -> int | None:
@@ -196,11 +194,8 @@ def compare_estimates(engine: Engine) -> list[Comparison]:
         )
         .order_by(est.id, job.id)
     )
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the estimates: {type(exc).__name__}") from None
+    with db_errors("reading the estimates", engine.url), engine.connect() as conn:
+        rows = conn.execute(query).all()
     return [
         Comparison(
             estimate_id=r.id,

@@ -17,14 +17,13 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from ledger.domain import JobObservation, UsageKey, UsageObservation
-from ledger.errors import ConflictError
 from ledger.money import per_token_pico
 from ledger.period import utc_date
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
+from ledger.store.errors import db_errors
 from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry, core
 
 INSERT_CHUNK = 20_000
@@ -181,13 +180,10 @@ def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
     )
-    try:
+    conflict = "another writer posted the same usage at the same time; nothing was written"
+    with db_errors("writing the ledger", conn.engine.url, conflict=conflict):
         for chunk in _chunks(rows, INSERT_CHUNK):
             conn.exec_driver_sql(sql, chunk)
-    except IntegrityError:
-        raise ConflictError(
-            "another writer posted the same usage at the same time; nothing was written"
-        ) from None
 
 
 def _param_mark(conn: Connection) -> str:

@@ -20,11 +20,20 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.period import SECONDS_PER_DAY, day_of
 from ledger.spend import Cost
-from ledger.store.tables import BilledCost, TrainingFee, UsageEntry, core
+from ledger.store.tables import (
+    AlertDecision,
+    AlertDelivery,
+    BilledCost,
+    TrainingFee,
+    UsageEntry,
+    core,
+)
 
 _usage = core(UsageEntry)
 _fees = core(TrainingFee)
 _billed = core(BilledCost)
+_decisions = core(AlertDecision)
+_deliveries = core(AlertDelivery)
 
 # --- usage and training fees ---------------------------------------------------------
 
@@ -187,41 +196,107 @@ def data_start(conn: Connection) -> int | None:
 
 @dataclass(frozen=True)
 class BilledRow:
-    """OpenAI's billed amount for one day, project and line item (exact decimal)."""
+    """One mirrored Costs API line: a day, project, line item and currency."""
 
-    day: date
-    project: str
+    bucket_start: int
+    project_id: str
     line_item: str
     currency: str
-    amount: Decimal
+    amount: str  # the exact decimal text OpenAI sent (it may carry more than 12 decimals)
+
+    @property
+    def key(self) -> tuple[int, str, str, str]:
+        return (self.bucket_start, self.project_id, self.line_item, self.currency)
+
+    @property
+    def day(self) -> date:
+        return day_of(self.bucket_start // SECONDS_PER_DAY)
+
+    @property
+    def value(self) -> Decimal:
+        return Decimal(self.amount)
 
 
 def billed_rows(conn: Connection, start: int, end: int) -> list[BilledRow]:
-    """Billed costs of the days starting in [start, end)."""
+    """The mirrored lines whose day starts in [start, end), in day order."""
+    c = _billed.c
     query = (
-        select(
-            _billed.c.bucket_start,
-            _billed.c.project_id,
-            _billed.c.line_item,
-            _billed.c.currency,
-            _billed.c.amount,
-        )
-        .where(_billed.c.bucket_start >= start, _billed.c.bucket_start < end)
-        .order_by(_billed.c.bucket_start, _billed.c.project_id, _billed.c.line_item)
+        select(c.bucket_start, c.project_id, c.line_item, c.currency, c.amount)
+        .where(c.bucket_start >= start, c.bucket_start < end)
+        .order_by(c.bucket_start, c.project_id, c.line_item, c.currency)
     )
-    return [
-        BilledRow(
-            day_of(int(r.bucket_start) // SECONDS_PER_DAY),
-            r.project_id,
-            r.line_item,
-            r.currency,
-            Decimal(r.amount),
-        )
-        for r in conn.execute(query)
-    ]
+    return [BilledRow(int(r[0]), r[1], r[2], r[3], r[4]) for r in conn.execute(query)]
 
 
 # --- alert log -----------------------------------------------------------------------
+
+
+def alerted(conn: Connection, budget: str, period: str) -> tuple[tuple[str, Decimal, str], ...]:
+    """(kind, threshold, delivered|pending) of the decisions recorded for a budget period.
+
+    A decision with any delivery still pending is pending; one without channels counts
+    as delivered (there was nothing to send).
+    """
+    query = (
+        select(_decisions.c.kind, _decisions.c.threshold, _deliveries.c.status)
+        .join(_deliveries, _deliveries.c.decision_id == _decisions.c.id, isouter=True)
+        .where(_decisions.c.budget == budget, _decisions.c.period == period)
+    )
+    states: dict[tuple[str, Decimal], str] = {}
+    for kind, threshold, status in conn.execute(query):
+        key = (kind, Decimal(threshold))
+        if states.get(key) != "pending":
+            states[key] = status or "delivered"
+    return tuple((k, t, s) for (k, t), s in sorted(states.items()))
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """A delivery not yet accepted by its channel, with the decision it announces."""
+
+    delivery_id: int
+    channel: str
+    budget: str
+    period: str
+    kind: str
+    threshold: str  # percent, exact decimal text
+    idempotency_key: str
+    amount_pico: int
+    spend_pico: int
+    forecast_pico: int | None
+    scope: str  # JSON
+    decided_at: int
+
+
+def pending_deliveries(conn: Connection) -> list[PendingDelivery]:
+    """Every pending delivery, oldest decision first (claimed ones included)."""
+    d = _decisions.c
+    query = (
+        select(
+            _deliveries.c.id.label("delivery_id"),
+            _deliveries.c.channel,
+            d.budget,
+            d.period,
+            d.kind,
+            d.threshold,
+            d.idempotency_key,
+            d.amount_pico,
+            d.spend_pico,
+            d.forecast_pico,
+            d.scope,
+            d.decided_at,
+        )
+        .join(_decisions, d.id == _deliveries.c.decision_id)
+        .where(_deliveries.c.status == "pending")
+        .order_by(d.id, _deliveries.c.id)
+    )
+    return [PendingDelivery(**row._mapping) for row in conn.execute(query)]
+
+
+def delivery_attempts(conn: Connection, delivery_id: int) -> int:
+    """How often a delivery has been tried."""
+    query = select(_deliveries.c.attempts).where(_deliveries.c.id == delivery_id)
+    return int(conn.execute(query).scalar_one())
 
 
 # --- training estimates --------------------------------------------------------------
