@@ -32,11 +32,13 @@ NAME_MAX = 128
 
 _TOP_KEYS = {"channel", "budget"}
 _CHANNEL_KEYS = {
-    "webhook": {"name", "type", "url"},
-    "slack": {"name", "type", "url"},
-    "email": {"name", "type", "to", "smtp_url", "from"},
+    "webhook": {"name", "type", "url", "deadline_seconds"},
+    "slack": {"name", "type", "url", "deadline_seconds"},
+    "email": {"name", "type", "to", "smtp_url", "from", "deadline_seconds"},
     "log": {"name", "type"},
 }
+DEFAULT_DEADLINE_SECONDS = 30.0  # wall clock for one delivery attempt, however slow the server
+MAX_DEADLINE_SECONDS = 600
 _BUDGET_KEYS = {
     "name",
     "amount",
@@ -63,6 +65,7 @@ class Channel:
     to: tuple[str, ...] = field(default=(), repr=False)
     smtp_url: str | None = field(default=None, repr=False)
     sender: str = field(default="ftledger@localhost", repr=False)
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS  # one delivery attempt, in total
     resolved: bool = True  # False: loaded without reading secrets (status, forecast)
 
 
@@ -264,9 +267,18 @@ def _parse_channel(
         elif "from" in raw:
             ok = False
         ok = ok and smtp_url is not None
+    deadline = raw.get("deadline_seconds", DEFAULT_DEADLINE_SECONDS)
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+        problem(f"{key}.deadline_seconds", "must be a number")
+        ok = False
+    elif not 0 < deadline <= MAX_DEADLINE_SECONDS:
+        problem(
+            f"{key}.deadline_seconds", f"must be more than 0 and at most {MAX_DEADLINE_SECONDS}"
+        )
+        ok = False
     if not ok or name is None:
         return None
-    return Channel(name, kind, url, tuple(to), smtp_url, sender, resolved=resolve)
+    return Channel(name, kind, url, tuple(to), smtp_url, sender, float(deadline), resolved=resolve)
 
 
 def _expand(

@@ -19,6 +19,7 @@ from ledger.secrets import has_credentials, holds_secret
 from ledger.tomlfile import read_toml
 
 BUCKET_WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
+MAX_DEADLINE_SECONDS = 86400
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${VAR}: read at run time
 
@@ -45,6 +46,8 @@ class LedgerConfig:
     window_days: int = 7  # written window by window, atomically; 7 = one usage page at 1h
     every_minutes: int = 15
     cron: str | None = None
+    source_deadline_seconds: float = 300.0  # wall clock for one source's reads in a poll
+    deadline_seconds: float = 900.0  # wall clock for the whole poll
     projects: tuple[ProjectConfig, ...] = (ProjectConfig("default", "OPENAI_API_KEY"),)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -68,6 +71,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "window_days": int,
         "every_minutes": int,
         "cron": str,
+        "source_deadline_seconds": (int, float),
+        "deadline_seconds": (int, float),
     },
 }
 
@@ -120,7 +125,13 @@ def parse_ledger_config(data: dict[str, Any], *, source: str) -> LedgerConfig:
         raise SettingsError(problems)
     if projects is not None:
         values["projects"] = projects
-    for key in ("timeout_seconds", "retry_backoff_seconds", "max_retry_after_seconds"):
+    for key in (
+        "timeout_seconds",
+        "retry_backoff_seconds",
+        "max_retry_after_seconds",
+        "source_deadline_seconds",
+        "deadline_seconds",
+    ):
         if key in values:
             values[key] = float(values[key])
     return LedgerConfig(**values)
@@ -140,6 +151,9 @@ def _check_values(values: dict[str, Any], problem: Any) -> None:
     for key in ("retry_backoff_seconds", "max_retry_after_seconds"):
         if key in values and not 0 <= values[key] <= 600:
             problem(f"openai.{key}", "must be between 0 and 600")
+    for key in ("source_deadline_seconds", "deadline_seconds"):
+        if key in values and not 0 < values[key] <= MAX_DEADLINE_SECONDS:
+            problem(f"poll.{key}", f"must be more than 0 and at most {MAX_DEADLINE_SECONDS}")
     if "admin_key_env" in values:
         _check_env_name(values["admin_key_env"], "openai.admin_key_env", problem)
     if "base_url" in values and not re.match(r"^https?://", values["base_url"]):

@@ -15,8 +15,10 @@
     │   ├── AuthError                401/403: the key is wrong or lacks the scope
     │   ├── RateLimitError           429 after the retry budget
     │   ├── UpstreamError            5xx, timeouts, connection failures, bad bodies
+    │   │   └── DeadlineExceeded     a read ran past its wall-clock deadline (ledger.deadline)
     │   └── PaginationError          a cursor that repeats, loops or never ends
-    └── DeliveryError                an alert channel did not accept a message
+    ├── DeliveryError                an alert channel did not accept a message
+    └── Interrupted                  `serve` is stopping: work in flight was abandoned
 
 Third-party exceptions are translated where the third-party code is called;
 messages never contain API keys or webhook URLs.
@@ -116,9 +118,17 @@ class UpstreamError(SourceError):
     pass
 
 
+class DeadlineExceeded(UpstreamError):
+    pass
+
+
 class PaginationError(SourceError):
     pass
 
 
 class DeliveryError(LedgerError):
+    pass
+
+
+class Interrupted(LedgerError):
     pass

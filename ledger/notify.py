@@ -5,6 +5,12 @@ DeliveryError, whose message names the channel and what went wrong but never its
 address or credentials. HTTP goes through the standard library with a timeout and
 without following redirects (a redirect is a failure: the body would be dropped).
 
+Each attempt has two limits: `timeout` per socket operation, and the channel's
+`deadline_seconds` for the whole attempt, enforced by a ledger.deadline.SocketWatchdog
+that shuts the socket down, so a server trickling its answer a byte at a time fails
+the attempt on time (it is retried at a later check) instead of stalling the check.
+A shutdown request (serve's SIGTERM) ends an attempt in flight the same way.
+
 SMTP URLs: smtp://user:password@host:port (plain, port 25), smtp+starttls://... or
 smtp://...?starttls=1 (STARTTLS, port 587; refused if the server does not offer it),
 smtps://... (TLS from the start, port 465). User and password are percent-decoded.
@@ -12,9 +18,11 @@ smtps://... (TLS from the start, port 465). User and password are percent-decode
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import smtplib
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -25,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ledger.budgets import Channel
+from ledger.deadline import Deadline, SocketWatchdog
 from ledger.errors import DeliveryError
 from ledger.money import display
 from ledger.secrets import mask
@@ -92,16 +101,26 @@ class Alert:
         return f"{head}\nScope: {models}; {projects}."
 
 
-def deliver(channel: Channel, alert: Alert, *, timeout: float = TIMEOUT_SECONDS) -> None:
-    """Send `alert` to `channel`; DeliveryError when the channel did not accept it."""
+def deliver(
+    channel: Channel,
+    alert: Alert,
+    *,
+    timeout: float = TIMEOUT_SECONDS,
+    deadline: float | None = None,
+) -> None:
+    """Send `alert` to `channel`; DeliveryError when the channel did not accept it.
+
+    `timeout` bounds each socket operation, `deadline` (default: the channel's
+    deadline_seconds) the whole attempt."""
     if not channel.resolved:
         raise DeliveryError(f"channel {channel.name!r}: its secrets were not loaded")
+    limit = Deadline(channel.deadline_seconds if deadline is None else deadline)
     if channel.type == "webhook":
-        _post_json(channel, alert.payload(), alert.idempotency_key, timeout)
+        _post_json(channel, alert.payload(), alert.idempotency_key, timeout, limit)
     elif channel.type == "slack":
-        _post_json(channel, {"text": alert.text()}, alert.idempotency_key, timeout)
+        _post_json(channel, {"text": alert.text()}, alert.idempotency_key, timeout, limit)
     elif channel.type == "email":
-        _send_email(channel, alert, timeout)
+        _send_email(channel, alert, timeout, limit)
     elif channel.type == "log":
         log.warning(mask(json.dumps({"event": "budget_alert", **alert.payload()}, sort_keys=True)))
     else:
@@ -113,7 +132,32 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _post_json(channel: Channel, body: dict[str, Any], key: str, timeout: float) -> None:
+def _watched_handlers(dog: SocketWatchdog) -> list[urllib.request.BaseHandler]:
+    """urllib's HTTP(S) handlers, with every connection's socket given to `dog`."""
+
+    def watched(base: type[http.client.HTTPConnection]) -> Any:
+        class Watched(base):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                sock = self.sock  # urllib drops `self.sock` once the headers are in
+                dog.watch(lambda: sock)
+
+        return Watched
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(watched(http.client.HTTPSConnection), req)
+
+    return [HTTP(), HTTPS()]
+
+
+def _post_json(
+    channel: Channel, body: dict[str, Any], key: str, timeout: float, deadline: Deadline
+) -> None:
     assert channel.url is not None
     request = urllib.request.Request(
         channel.url,
@@ -125,8 +169,23 @@ def _post_json(channel: Channel, body: dict[str, Any], key: str, timeout: float)
             "User-Agent": USER_AGENT,
         },
     )
-    opener = urllib.request.build_opener(_NoRedirect)
     where = f"{channel.type} channel {channel.name!r}"
+    with SocketWatchdog(deadline) as dog:
+        opener = urllib.request.build_opener(_NoRedirect, *_watched_handlers(dog))
+        try:
+            _open(opener, request, where, max(min(timeout, deadline.remaining()), 0.001))
+        except DeliveryError:
+            if dog.fired:
+                raise DeliveryError(f"{where}: {dog.reason}") from None
+            raise
+
+
+def _open(
+    opener: urllib.request.OpenerDirector,
+    request: urllib.request.Request,
+    where: str,
+    timeout: float,
+) -> None:
     try:
         with opener.open(request, timeout=timeout) as response:
             response.read()
@@ -139,6 +198,8 @@ def _post_json(channel: Channel, body: dict[str, Any], key: str, timeout: float)
         raise DeliveryError(f"{where}: no answer within {timeout:g}s") from None
     except OSError as exc:
         raise DeliveryError(f"{where}: {_reason(exc)}") from None
+    except http.client.HTTPException as exc:  # a cut or malformed answer
+        raise DeliveryError(f"{where}: {type(exc).__name__}") from None
 
 
 def _reason(reason: object) -> str:
@@ -152,7 +213,30 @@ def _reason(reason: object) -> str:
     return type(reason).__name__ if isinstance(reason, BaseException) else "connection failed"
 
 
-def _send_email(channel: Channel, alert: Alert, timeout: float) -> None:
+def _smtp_class(base: type[smtplib.SMTP], dog: SocketWatchdog) -> Any:
+    """`base` with its socket given to `dog` as soon as it is connected."""
+
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+            sock: socket.socket = super()._get_socket(host, port, timeout)
+            dog.watch(lambda: getattr(self, "sock", None) or sock)  # STARTTLS replaces it
+            return sock
+
+    return Watched
+
+
+def _send_email(channel: Channel, alert: Alert, timeout: float, deadline: Deadline) -> None:
+    where = f"email channel {channel.name!r}"
+    with SocketWatchdog(deadline) as dog:
+        try:
+            _send_smtp(channel, alert, max(min(timeout, deadline.remaining()), 0.001), dog)
+        except DeliveryError:
+            if dog.fired:
+                raise DeliveryError(f"{where}: {dog.reason}") from None
+            raise
+
+
+def _send_smtp(channel: Channel, alert: Alert, timeout: float, dog: SocketWatchdog) -> None:
     assert channel.smtp_url is not None
     parts = urlsplit(channel.smtp_url)
     query = parse_qs(parts.query)
@@ -179,9 +263,11 @@ def _send_email(channel: Channel, alert: Alert, timeout: float) -> None:
     try:
         smtp: smtplib.SMTP
         if implicit_tls:
-            smtp = smtplib.SMTP_SSL(parts.hostname or "", port, timeout=timeout, context=context)
+            smtp = _smtp_class(smtplib.SMTP_SSL, dog)(
+                parts.hostname or "", port, timeout=timeout, context=context
+            )
         else:
-            smtp = smtplib.SMTP(parts.hostname or "", port, timeout=timeout)
+            smtp = _smtp_class(smtplib.SMTP, dog)(parts.hostname or "", port, timeout=timeout)
         with smtp:
             if starttls:
                 smtp.starttls(context=context)

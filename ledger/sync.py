@@ -25,8 +25,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.config_file import LedgerConfig
+from ledger.deadline import BoundedReader, Deadline
 from ledger.domain import CostObservation, JobObservation, UsageObservation
-from ledger.errors import AuthError, LedgerError, SourceError, UpstreamError
+from ledger.errors import AuthError, Interrupted, LedgerError, SourceError, UpstreamError
 from ledger.period import Month, day_start, floor_to, iso_utc
 from ledger.pricebook import PriceBook
 from ledger.secrets import mask, refuse_credentials
@@ -135,17 +136,24 @@ def poll_sources(
 ) -> CycleReport:
     """Poll every source once; a failing source is recorded and the others still run.
 
-    `stop` is asked between windows (a graceful shutdown ends after the current one).
+    Every read ends by a wall-clock deadline (ledger.deadline): the source's
+    (`poll.source_deadline_seconds`) or the whole poll's (`poll.deadline_seconds`),
+    whichever is sooner. Past it the window being read is abandoned, nothing of it
+    written, and the source fails with the deadline in its error. `stop` is asked
+    between windows and while a read is waited for: a stopping service abandons the
+    read in flight and records no failure.
     """
     at = int(time.time()) if now is None else now
     reports = []
     halt = stop or (lambda: False)
+    poll_deadline = Deadline(config.deadline_seconds, "the poll's deadline")
     for spec in specs:
         if halt():
             break
         report = SourceReport(spec.name)
+        deadline = Deadline(config.source_deadline_seconds).sooner(poll_deadline)
         try:
-            with _opened(spec) as reader:
+            with _opened(spec, deadline, halt) as reader:
                 if spec.kind == "usage":
                     _poll_usage(
                         engine, book, config, reader, spec, report, since, at, progress, halt
@@ -156,6 +164,10 @@ def poll_sources(
                     _poll_jobs(engine, book, reader, spec, report, at)
                 else:
                     raise ValueError(f"unknown source kind {spec.kind!r}")
+        except Interrupted:
+            log.info("polling %s abandoned: stopping", spec.name)
+            reports.append(report)
+            break
         except (LedgerError, SQLAlchemyError) as exc:
             if isinstance(exc, SQLAlchemyError):  # e.g. the connection dropped mid-read
                 exc = translate(exc, "reading the ledger", engine.url)
@@ -364,10 +376,11 @@ def _poll_jobs(
 
 
 @contextmanager
-def _opened(spec: SourceSpec) -> Iterator[Any]:
+def _opened(spec: SourceSpec, deadline: Deadline, stop: Callable[[], bool]) -> Iterator[Any]:
+    """The source's reader, each of its reads bounded by `deadline` and `stop`."""
     reader = spec.open()
     try:
-        yield reader
+        yield BoundedReader(reader, deadline, stop)
     finally:
         close = getattr(reader, "close", None)
         if close is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -25,11 +27,17 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Records every POST; answers 500 to the first `fail_first` and while `down` is set."""
+    """Records every POST; answers 500 to the first `fail_first` and while `down` is set.
+
+    While `trickle` is set (bytes per second), a POST gets 200 and its headers at once,
+    then a body that never ends at that rate (recorded as answered 0).
+    """
 
     url: str = ""
     fail_first: int = 0
     down: bool = False
+    trickle: float = 0.0
+    stop: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -45,6 +53,9 @@ def http_receiver(fail_first: int = 0, path: str = "/hook") -> Iterator[Receiver
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if receiver.trickle:
+                self._trickle(body)
+                return
             with receiver.lock:
                 failing = receiver.down or len(receiver.requests) < receiver.fail_first
                 status = 500 if failing else 200
@@ -56,6 +67,20 @@ def http_receiver(fail_first: int = 0, path: str = "/hook") -> Iterator[Receiver
             self.end_headers()
             self.wfile.write(b"ok")
 
+        def _trickle(self, body: bytes) -> None:
+            with receiver.lock:
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body, 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.flush()
+            while not receiver.stop.wait(1 / receiver.trickle):
+                try:
+                    self.wfile.write(b".")
+                    self.wfile.flush()
+                except OSError:  # the sender gave up
+                    return
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -66,6 +91,7 @@ def http_receiver(fail_first: int = 0, path: str = "/hook") -> Iterator[Receiver
     try:
         yield receiver
     finally:
+        receiver.stop.set()
         server.shutdown()
         server.server_close()
         thread.join()

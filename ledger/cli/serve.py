@@ -56,10 +56,12 @@ def serve(
     else:
         schedule = Schedule(every_seconds=config.every_minutes * 60)
 
-    def tick(stop: Callable[[], bool]) -> None:
+    def tick(stop: Callable[[], bool]) -> bool:
+        """One poll; True when it ran (a replica that was refused the lock leaves the
+        budget check to the one that polled)."""
         report = run_poll(engine, book, config, openai_specs(config), stop=stop)
         if report.skipped:
-            return
+            return False
         for source in report.sources:
             if source.error:
                 log.warning("%s failed: %s", source.source, source.error)
@@ -71,7 +73,10 @@ def serve(
                     source.posted,
                     source.fees_posted,
                 )
-        if not no_alerts and not stop():
+        return True
+
+    def check(stop: Callable[[], bool]) -> None:
+        if not stop():
             run_budget_check(engine, app_ctx.settings, book)
 
-    run_scheduler(tick, schedule)
+    run_scheduler(tick, schedule, after=None if no_alerts else check)

@@ -141,14 +141,17 @@ class OpenAISource:
         self.jobs_page_size = jobs_page_size
         self._sleep = sleep
         self._clients: dict[str | None, openai.OpenAI] = {}
+        self._closed = False
 
     @property
     def projects(self) -> list[str]:
         return list(self._project_keys)
 
     def close(self) -> None:
-        """Close the HTTP connection pools of every client made so far."""
-        for client in self._clients.values():
+        """Close the HTTP connection pools of every client made so far, for good: a read
+        abandoned at its deadline (ledger.deadline) must not retry or open new ones."""
+        self._closed = True
+        for client in list(self._clients.values()):
             client.close()
         self._clients.clear()
 
@@ -184,6 +187,8 @@ class OpenAISource:
     ) -> openai.OpenAI:
         import openai
 
+        if self._closed:
+            raise SourceError("the OpenAI source was closed")
         try:
             return openai.OpenAI(
                 api_key=api_key,
@@ -365,7 +370,7 @@ class OpenAISource:
                     f"{what}: unreadable response body ({type(exc).__name__})"
                 ) from None
             delay, reason = self._retry_delay(failure, attempt)
-            if delay is None:
+            if delay is None or self._closed:
                 raise self._translate(what, failure, attempt, reason) from None
             log.warning(
                 "%s: %s; retry %d/%d in %.2fs",
