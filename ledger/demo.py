@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from ledger.config_file import LedgerConfig, ProjectConfig
 from ledger.errors import SourceError, StoreError
 from ledger.pricebook import PriceBook
-from ledger.store.tables import TrainingFee, UsageEntry
+from ledger.store.read import data_start
 from ledger.sync import CycleReport, openai_specs
 
 
@@ -57,7 +56,6 @@ def run_demo(engine: Engine, book: PriceBook) -> DemoRun:
 
 def _require_empty(engine: Engine) -> None:
     with engine.connect() as conn:
-        used = conn.execute(select(func.count()).select_from(UsageEntry)).scalar_one()
-        used += conn.execute(select(func.count()).select_from(TrainingFee)).scalar_one()
+        used = data_start(conn) is not None
     if used:
         raise StoreError("the demo needs a fresh database, and this one already holds entries")
