@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ledger.errors import DeadlineExceeded, Interrupted
 from ledger.period import iso_utc
@@ -124,7 +124,7 @@ def bounded_call(
             raise DeadlineExceeded(f"{deadline.describe()} exceeded {what}")
     ok, value = outcome[0]
     if ok:
-        return value
+        return cast(T, value)
     raise value
 
 

@@ -4,8 +4,8 @@
     ├── ConfigError                  problems in user files, collected and reported together
     │   ├── PriceBookError           prices.toml
     │   ├── BudgetConfigError        budgets.toml
-    │   └── SettingsError            ledger.toml, environment
-    ├── InputError                   a bad file given on the command line (CSV, dataset)
+    │   ├── SettingsError            ledger.toml, environment
+    │   └── InputError               a bad file given on the command line (CSV, dataset)
     ├── PricingError                 a model or date the price book cannot price
     ├── EncodingUnavailable          no verified offline copy of a tokenizer's rank file
     ├── StoreError                   the database (unreachable, behind its migrations, ...)

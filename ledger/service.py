@@ -2,7 +2,7 @@
 
 A scheduled poll is exactly `ftledger poll` on a timer: take the database's poll lock
 (one poller per PostgreSQL database), poll every source, release the lock, then run
-the budget check when the budgets module provides one.
+the budget check.
 
 In `serve` the budget check is its own job, started after each poll, so a slow alert
 channel never delays the next poll; and SIGTERM stops the service within seconds
@@ -175,7 +175,7 @@ def _daemon_executor() -> Any:
     """
     from apscheduler.executors.base import BaseExecutor, run_job
 
-    class DaemonThreadExecutor(BaseExecutor):
+    class DaemonThreadExecutor(BaseExecutor):  # type: ignore[misc]  # untyped APScheduler
         def __init__(self) -> None:
             super().__init__()
             self._threads: set[threading.Thread] = set()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ledger.errors import SchemaBehindError, StoreError
-from ledger.store.errors import db_errors, first_db_line, redact_url
+from ledger.store.errors import first_db_line, redact_url
 
 __all__ = ["SCHEMA_HEAD", "create_ledger_engine", "first_db_line", "open_engine", "redact_url"]
 
@@ -97,8 +97,3 @@ def open_engine(url: str) -> Engine:
         engine.dispose()
         raise
     return engine
-
-
-def ping(engine: Engine) -> None:
-    with db_errors("reaching the database", engine.url), engine.connect() as conn:
-        conn.execute(text("SELECT 1"))

@@ -53,12 +53,6 @@ class PostResult:
     unchanged: int = 0
     unpriced_models: set[str] = field(default_factory=set)
 
-    def add(self, other: PostResult) -> None:
-        self.observed += other.observed
-        self.posted += other.posted
-        self.unchanged += other.unchanged
-        self.unpriced_models |= other.unpriced_models
-
 
 # What the ledger holds for a key: (last revision, requests, input, cached, output,
 # cost, base cost, unpriced, base unpriced) summed over its entries.

@@ -29,13 +29,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    return ",".join(sorted(heads))
-
-
 def known_revision(revision: str) -> bool:
     """Whether this version's migrations contain `revision` (False: a newer ftledger's)."""
     from alembic.script import ScriptDirectory

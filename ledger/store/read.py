@@ -18,9 +18,11 @@ from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from ledger.domain import UsageKey
 from ledger.period import SECONDS_PER_DAY, day_of
 from ledger.spend import Cost
 from ledger.store.tables import (
+    USAGE_KEY_COLUMNS,
     AlertDecision,
     AlertDelivery,
     BilledCost,
@@ -189,6 +191,29 @@ def data_start(conn: Connection) -> int | None:
     ]
     known = [int(v) for v in firsts if v is not None]
     return min(known) if known else None
+
+
+def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[UsageKey]:
+    """Keys whose bucket starts in [start, end) held unpriced (cost or base-model cost).
+
+    Only flagged entries (unpriced != 0) can move the sum, so the rest are skipped
+    before grouping.
+    """
+    columns = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
+    query = (
+        select(*columns)
+        .where((_usage.c.unpriced != 0) | (_usage.c.base_unpriced != 0))
+        .group_by(*columns)
+        .having((func.sum(_usage.c.unpriced) > 0) | (func.sum(_usage.c.base_unpriced) > 0))
+    )
+    if start is not None:
+        query = query.where(_usage.c.bucket_start >= start)
+    if end is not None:
+        query = query.where(_usage.c.bucket_start < end)
+    return [
+        UsageKey(*(r[0], int(r[1]), int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8]))
+        for r in conn.execute(query)
+    ]
 
 
 # --- billed costs (OpenAI's Costs API) -----------------------------------------------

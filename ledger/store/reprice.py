@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from ledger.domain import UsageKey, UsageObservation
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
 from ledger.store.ledger import held_sums, post_usage
-from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry, core
-
-_usage = core(UsageEntry)
+from ledger.store.read import unpriced_keys
 
 
 @dataclass
@@ -28,29 +25,6 @@ class RepriceResult:
 
     repriced: Counter[str] = field(default_factory=Counter)
     still_unpriced: Counter[str] = field(default_factory=Counter)
-
-
-def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[UsageKey]:
-    """Keys whose bucket starts in [start, end) held unpriced (cost or base-model cost).
-
-    Only flagged entries (unpriced != 0) can move the sum, so the rest are skipped
-    before grouping.
-    """
-    columns = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
-    query = (
-        select(*columns)
-        .where((_usage.c.unpriced != 0) | (_usage.c.base_unpriced != 0))
-        .group_by(*columns)
-        .having((func.sum(_usage.c.unpriced) > 0) | (func.sum(_usage.c.base_unpriced) > 0))
-    )
-    if start is not None:
-        query = query.where(_usage.c.bucket_start >= start)
-    if end is not None:
-        query = query.where(_usage.c.bucket_start < end)
-    return [
-        UsageKey(*(r[0], int(r[1]), int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8]))
-        for r in conn.execute(query)
-    ]
 
 
 def reprice(

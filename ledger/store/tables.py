@@ -144,5 +144,6 @@ class Watermark(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
-from ledger.store.alert_tables import AlertDecision, AlertDelivery  # noqa: E402, F401
-from ledger.store.estimate_tables import TrainingEstimate  # noqa: E402, F401
+from ledger.store.alert_tables import AlertDecision as AlertDecision  # noqa: E402
+from ledger.store.alert_tables import AlertDelivery as AlertDelivery  # noqa: E402
+from ledger.store.estimate_tables import TrainingEstimate as TrainingEstimate  # noqa: E402
