@@ -23,8 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ledger.dataset import LineIssue, ScanStats
-from ledger.errors import PricingError
+from ledger.dataset import LEGACY, LineIssue, ScanStats
+from ledger.errors import InputError, PricingError, Problem
 from ledger.money import from_pico, per_token_pico
 from ledger.pricebook import PriceBook
 
@@ -33,6 +33,10 @@ MIN_TARGET_EXAMPLES = 100
 MAX_TARGET_EXAMPLES = 25_000
 MAX_DEFAULT_EPOCHS = 25
 MIN_DEFAULT_EPOCHS = 1
+# Base models fine-tuned from legacy prompt/completion files; every other model takes
+# chat (or preference) files. OpenAI adds no new legacy models, so this is a constant
+# rather than a price-book key.
+LEGACY_MODELS = frozenset({"davinci-002", "babbage-002"})
 
 
 def default_epochs(n_examples: int) -> int:
@@ -105,7 +109,7 @@ class Estimate:
     model: str
     base_model: str
     encoding: str
-    format: str  # "chat" or "dpo"
+    format: str  # "chat", "dpo" or "prompt_completion"
     lines: int
     examples: int
     dataset_tokens: int
@@ -213,6 +217,32 @@ def estimate(
     )
 
 
+def check_format(base_model: str, kind: str, where: str) -> None:
+    """Refuse a file whose format `base_model` cannot be fine-tuned on (InputError)."""
+    if base_model in LEGACY_MODELS and kind != LEGACY:
+        raise InputError(
+            [
+                Problem(
+                    where,
+                    f"this is a {kind} file, but {base_model} is fine-tuned from prompt/completion"
+                    ' files (one {"prompt": "...", "completion": "..."} per line); convert the'
+                    " file, or estimate a chat model such as gpt-4o-mini",
+                )
+            ]
+        )
+    if base_model not in LEGACY_MODELS and kind == LEGACY:
+        legacy = " and ".join(sorted(LEGACY_MODELS))
+        raise InputError(
+            [
+                Problem(
+                    where,
+                    f"this is a prompt/completion file, which only {legacy} are fine-tuned"
+                    f' from; {base_model} needs chat lines ({{"messages": [...]}})',
+                )
+            ]
+        )
+
+
 def from_stats(
     stats: ScanStats,
     *,
@@ -229,6 +259,8 @@ def from_stats(
     """Turn scan results into an estimate: epochs, trained tokens, exact cost."""
     kinds = sorted(stats.kinds.items(), key=lambda kv: kv[1])  # (kind, first line)
     kind = kinds[0][0] if kinds else "chat"
+    if kinds:
+        check_format(base_model, kind, f"{file}:{kinds[0][1]}")
     for other, line in kinds[1:]:
         stats.error(line, "mixed_format", f"a {other} line in a file of {kind} lines")
     n_epochs = epochs if epochs is not None else default_epochs(stats.examples)
