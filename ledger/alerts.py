@@ -15,6 +15,11 @@ call. One check:
 
 Decisions are never deleted or revised: a period that ended keeps its alerts, and spend
 revised downwards sends nothing new. Webhook URLs and SMTP credentials stay in memory.
+
+Spend anomalies ([[anomaly]] in budgets.toml) go through the same steps: each of the
+last ANOMALY_LOOKBACK_DAYS complete UTC days is judged by ledger.anomaly, and a spike
+is recorded as a decision of kind "anomaly" for (anomaly, day) - once, whoever checks -
+then delivered like any other alert.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.budgets import Budget, BudgetConfig, load_budgets
+from ledger.anomaly import SENSITIVITY_K, Spike, days_to_check, detect
+from ledger.anomaly import WINDOW_DAYS as ANOMALY_WINDOW_DAYS
+from ledger.budgets import Anomaly, Budget, BudgetConfig, load_budgets
 from ledger.errors import DeliveryError
 from ledger.forecast import HISTORY_WINDOW_DAYS, Forecast, crossing_date, forecast_period, percent
-from ledger.money import from_pico
+from ledger.money import display, from_pico
 from ledger.notify import Alert, deliver
-from ledger.period import Period, period_containing, utc_now
+from ledger.period import Period, day_start, period_containing, utc_now
 from ledger.pricebook import PriceBook
 from ledger.secrets import mask
 from ledger.settings import Settings
@@ -44,6 +51,7 @@ from ledger.store.read import PendingDelivery, alerted, pending_deliveries
 from ledger.views import day_costs
 
 CLAIM_LEASE_SECONDS = 300
+ANOMALY_LOOKBACK_DAYS = 3  # complete days judged at each check: late usage still counts
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class CheckResult:
     statuses: list[BudgetStatus] = field(default_factory=list)
     decided: list[tuple[str, str, str, Decimal]] = field(default_factory=list)  # new ones
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
+    spikes: list[tuple[Anomaly, Spike]] = field(default_factory=list)  # judged this check
 
     @property
     def failed(self) -> list[DeliveryOutcome]:
@@ -177,11 +186,14 @@ def run_budget_check(
     at = utc_now(now)
     config = budget_config(settings)
     result = CheckResult(checked_at=at)
-    if not config.budgets:
+    if not config.budgets and not config.anomalies:
         result.deliveries = _deliver_pending(engine, config, at)
         return result
     with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
         result.statuses = [evaluate(conn, b, at) for b in config.budgets]
+        result.spikes = [
+            (a, spike) for a in config.anomalies for spike in anomaly_spikes(conn, a, at.date())
+        ]
 
     def decide_all(conn: Connection) -> list[tuple[str, str, str, Decimal]]:
         decided = []
@@ -189,6 +201,9 @@ def run_budget_check(
             for kind, threshold in status.crossed():
                 if _decide(conn, status, kind, threshold, int(at.timestamp())):
                     decided.append((status.budget.name, status.period.label, kind, threshold))
+        for anomaly, spike in result.spikes:
+            if _decide_anomaly(conn, anomaly, spike, int(at.timestamp())):
+                decided.append((anomaly.name, spike.day.isoformat(), "anomaly", Decimal(0)))
         return decided
 
     result.decided = in_transaction(engine, decide_all, doing="recording alert decisions")
@@ -214,6 +229,67 @@ def _decide(
         decided_at=now,
     )
     return record_decision(conn, decision, budget.channels)
+
+
+def anomaly_spikes(conn: Connection, anomaly: Anomaly, today: date) -> list[Spike]:
+    """The spikes among the last ANOMALY_LOOKBACK_DAYS complete days before `today`."""
+    days = days_to_check(today, ANOMALY_LOOKBACK_DAYS)
+    start = day_start(days[0] - timedelta(days=ANOMALY_WINDOW_DAYS))
+    by_model: dict[str, dict[date, int]] = {}
+    first: date | None = None
+    for row in day_costs(conn, start, day_start(today)):
+        if not anomaly.covers(row.model, row.project):
+            continue
+        per_day = by_model.setdefault(row.model, {})
+        per_day[row.day] = per_day.get(row.day, 0) + row.cost.known
+        first = row.day if first is None else min(first, row.day)
+    spikes = []
+    for day in days:
+        spike = detect(
+            by_model,
+            day,
+            first,
+            sensitivity=anomaly.sensitivity,
+            min_amount=anomaly.min_amount_pico,
+        )
+        if spike is not None:
+            spikes.append(spike)
+    return spikes
+
+
+def _usd(pico: int | Decimal) -> str | None:
+    return display(Decimal(pico).scaleb(-12))
+
+
+def _decide_anomaly(conn: Connection, anomaly: Anomaly, spike: Spike, now: int) -> bool:
+    """Record a spike once per (anomaly, day); False when it was already recorded."""
+    day = spike.day.isoformat()
+    base = spike.baseline
+    detail = {
+        "limit": _usd(base.limit),
+        "method": base.method,
+        "sensitivity": anomaly.sensitivity,
+        "k": str(SENSITIVITY_K[anomaly.sensitivity]),
+        "history_days": base.history_days,
+        "models": [
+            {"model": d.model, "spend": _usd(d.spend), "baseline": _usd(d.expected)}
+            for d in spike.drivers
+        ],
+    }
+    decision = Decision(
+        budget=anomaly.name,
+        period=day,
+        kind="anomaly",
+        threshold="0",
+        idempotency_key=idempotency_key(anomaly.name, day, "anomaly", Decimal(0)),
+        amount_pico=int(base.expected.to_integral_value()),
+        spend_pico=spike.spend,
+        forecast_pico=None,
+        scope=json.dumps(anomaly.scope(), sort_keys=True),
+        decided_at=now,
+        detail=json.dumps(detail, sort_keys=True),
+    )
+    return record_decision(conn, decision, anomaly.channels)
 
 
 def _deliver_pending(engine: Engine, config: BudgetConfig, at: datetime) -> list[DeliveryOutcome]:
@@ -257,6 +333,7 @@ def _deliver_one(
         forecast=None if row.forecast_pico is None else from_pico(row.forecast_pico),
         scope=json.loads(row.scope),
         idempotency_key=row.idempotency_key,
+        detail=None if row.detail is None else json.loads(row.detail),
     )
     error: str | None = None
     try:

@@ -30,7 +30,7 @@ PERIODS = PERIOD_KINDS
 SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 NAME_MAX = 128
 
-_TOP_KEYS = {"channel", "budget"}
+_TOP_KEYS = {"channel", "budget", "anomaly"}
 _CHANNEL_KEYS = {
     "webhook": {"name", "type", "url", "deadline_seconds"},
     "slack": {"name", "type", "url", "deadline_seconds"},
@@ -49,6 +49,9 @@ _BUDGET_KEYS = {
     "forecast_thresholds",
     "channels",
 }
+_ANOMALY_KEYS = {"name", "models", "projects", "channels", "min_amount", "sensitivity"}
+SENSITIVITIES = ("low", "medium", "high")
+DEFAULT_MIN_AMOUNT = "1.00"  # USD above the expected day: smaller spikes are not worth a page
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -96,10 +99,37 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Anomaly:
+    """A spend anomaly monitor: each complete UTC day in scope against its baseline
+    (ledger.anomaly); a spike alerts once per (anomaly, day)."""
+
+    name: str
+    channels: tuple[str, ...]
+    models: tuple[str, ...] = ()  # fnmatch patterns; empty: every model
+    projects: tuple[str, ...] = ()  # project ids; empty: every project
+    min_amount: Decimal = Decimal(DEFAULT_MIN_AMOUNT)  # USD over the expected day's spend
+    sensitivity: str = "medium"  # low | medium | high
+
+    @property
+    def min_amount_pico(self) -> int:
+        return to_pico(self.min_amount)
+
+    def scope(self) -> dict[str, list[str]]:
+        return {"models": list(self.models), "projects": list(self.projects)}
+
+    def covers(self, model: str, project: str) -> bool:
+        """The same matching as Budget.covers."""
+        return (not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)) and (
+            not self.projects or project in self.projects
+        )
+
+
+@dataclass(frozen=True)
 class BudgetConfig:
     channels: dict[str, Channel]
     budgets: tuple[Budget, ...]
     source: str = "budgets.toml"
+    anomalies: tuple[Anomaly, ...] = ()
 
 
 def load_budgets(
@@ -168,9 +198,20 @@ def parse_budgets(
             problem(f"budget[{i}].name", f"{budget.name!r} is already defined")
         seen.add(budget.name)
         budgets.append(budget)
+    anomalies: list[Anomaly] = []
+    for i, raw in enumerate(_tables(data, "anomaly", problem)):
+        anomaly = _parse_anomaly(raw, f"anomaly[{i}]", channel_names, problem)
+        if anomaly is None:
+            continue
+        if anomaly.name in {a.name for a in anomalies}:
+            problem(f"anomaly[{i}].name", f"{anomaly.name!r} is already defined")
+        elif anomaly.name in seen:
+            # Budgets and anomalies share the alert log's name column: one name, one rule.
+            problem(f"anomaly[{i}].name", f"{anomaly.name!r} is already a budget's name")
+        anomalies.append(anomaly)
     if problems:
         raise BudgetConfigError(problems)
-    return BudgetConfig(channels, tuple(budgets), source)
+    return BudgetConfig(channels, tuple(budgets), source, tuple(anomalies))
 
 
 def _tables(data: dict[str, Any], key: str, problem: Any) -> list[dict[str, Any]]:
@@ -445,3 +486,51 @@ def _amount(value: Any, key: str, problem: Any) -> Decimal | None:
         problem(key, f"{amount} has more than 12 decimal places")
         return None
     return amount
+
+
+def _parse_anomaly(
+    raw: dict[str, Any], key: str, channel_names: set[str], problem: Any
+) -> Anomaly | None:
+    ok = True
+    for extra in sorted(set(raw) - _ANOMALY_KEYS):
+        problem(f"{key}.{extra}", "unknown key")
+        ok = False
+    name = _name(raw, key, problem)
+    models = _strings(raw.get("models", []), f"{key}.models", "model name patterns", problem)
+    projects = _strings(raw.get("projects", []), f"{key}.projects", "project ids", problem)
+    sensitivity = raw.get("sensitivity", "medium")
+    if sensitivity not in SENSITIVITIES:
+        problem(f"{key}.sensitivity", f"{sensitivity!r} is not one of {', '.join(SENSITIVITIES)}")
+        ok = False
+    min_amount: Decimal | None = Decimal(DEFAULT_MIN_AMOUNT)
+    if "min_amount" in raw:
+        min_amount = _min_amount(raw["min_amount"], f"{key}.min_amount", problem)
+    channels: tuple[str, ...] | None = None
+    if "channels" not in raw:
+        problem(f"{key}.channels", "is required (names of [[channel]] tables)")
+    else:
+        channels = _strings(raw["channels"], f"{key}.channels", "channel names", problem)
+    if channels is not None:
+        if not channels:
+            problem(f"{key}.channels", "is empty: name at least one [[channel]]")
+            ok = False
+        for j, channel in enumerate(channels):
+            if channel not in channel_names:
+                problem(f"{key}.channels[{j}]", f"no channel named {channel!r}")
+                ok = False
+    if not ok or name is None or channels is None or models is None or projects is None:
+        return None
+    if min_amount is None:
+        return None
+    return Anomaly(name, channels, models, projects, min_amount, str(sensitivity))
+
+
+def _min_amount(value: Any, key: str, problem: Any) -> Decimal | None:
+    """A non-negative USD amount as a decimal string (0: every spike alerts)."""
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            if D(value) == 0:
+                return Decimal(0)
+        except ValueError:
+            pass
+    return _amount(value, key, problem)

@@ -12,6 +12,14 @@ function_call/tool_calls), `example_missing_assistant_message`. Preference (DPO)
 add `missing_preferred_output` / `missing_non_preferred_output`; a file mixing chat
 and DPO lines gets `mixed_format`. A line with any error is not counted.
 
+Legacy prompt/completion lines (davinci-002, babbage-002: `{"prompt": str, "completion":
+str}`) are recognised by a `prompt` or `completion` key without `messages`; their checks,
+named in the cookbook's style: `data_type`, `missing_prompt` (absent or not a string; an
+empty prompt is allowed, as OpenAI's legacy guide uses it for open-ended generation),
+`missing_completion` (absent, not a string, or empty), `example_unrecognized_key` (any
+other key). Such a line counts the tokens of the prompt plus those of the completion:
+no per-message overhead (there are no messages) and no role warnings.
+
 Token counts (cookbook: per message 3 + tokens of each value, +1 for a `name`; +3 per
 example). Where the cookbook is silent, documented choices:
 - a string value is encoded as ordinary text (`<|endoftext|>` is just text);
@@ -38,6 +46,8 @@ MESSAGE_KEYS = frozenset(
     {"role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id"}
 )
 EXAMPLE_JSON_KEYS = ("tools", "functions")
+LEGACY_KEYS = frozenset({"prompt", "completion"})
+LEGACY = "prompt_completion"  # the kind of a legacy line
 MAX_LISTED = 1000  # errors/warnings listed per type; all of them are counted
 
 Count = Callable[[str], int]  # tokens of a text
@@ -152,12 +162,15 @@ def _check_message(message: Any, at: str, problems: list[tuple[str, str]]) -> No
 
 
 def validate(obj: Any) -> tuple[str, list[tuple[str, str]]]:
-    """(kind, problems) for one parsed line; kind is "chat" or "dpo"."""
+    """(kind, problems) for one parsed line; kind is "chat", "dpo", LEGACY or "" (not
+    an object)."""
     problems: list[tuple[str, str]] = []
-    if not isinstance(obj, dict):
-        return "chat", [("data_type", f"line is a JSON {type(obj).__name__}, not an object")]
+    if not isinstance(obj, dict):  # of no kind: it does not make the file mixed
+        return "", [("data_type", f"line is a JSON {type(obj).__name__}, not an object")]
     if "messages" not in obj and "input" in obj:
         return "dpo", _validate_dpo(obj)
+    if "messages" not in obj and not LEGACY_KEYS.isdisjoint(obj):
+        return LEGACY, _validate_legacy(obj)
     if _check_messages(obj.get("messages"), "messages", problems) and not any(
         isinstance(m, dict) and m.get("role") == "assistant" for m in obj["messages"]
     ):
@@ -180,6 +193,19 @@ def _validate_dpo(obj: dict[str, Any]) -> list[tuple[str, str]]:
         _check_messages(output, key, problems)
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in output):
             problems.append(("example_missing_assistant_message", f"{key} has no assistant"))
+    return problems
+
+
+def _validate_legacy(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if not isinstance(obj.get("prompt"), str):
+        problems.append(("missing_prompt", "`prompt` must be a string (it may be empty)"))
+    completion = obj.get("completion")
+    if not isinstance(completion, str) or not completion:
+        problems.append(("missing_completion", "`completion` must be a non-empty string"))
+    extra = sorted(k for k in obj if k not in LEGACY_KEYS)
+    if extra:
+        problems.append(("example_unrecognized_key", f"line has unknown keys {extra}"))
     return problems
 
 
@@ -212,6 +238,8 @@ def _extra_tokens(example: dict[str, Any], count: Count) -> int:
 
 def sequences(obj: dict[str, Any], kind: str, count: Count) -> list[int]:
     """Token counts of the training sequences of one valid line (chat: 1, DPO: 2)."""
+    if kind == LEGACY:
+        return [count(obj["prompt"]) + count(obj["completion"])]
     if kind == "chat":
         return [message_tokens(obj["messages"], count) + 3 + _extra_tokens(obj, count)]
     prompt = obj["input"]
@@ -222,7 +250,9 @@ def sequences(obj: dict[str, Any], kind: str, count: Count) -> list[int]:
     ]
 
 
-def _roles(obj: dict[str, Any], kind: str) -> set[Any]:
+def _roles(obj: dict[str, Any], kind: str) -> set[Any] | None:
+    if kind == LEGACY:
+        return None  # no messages: the role warnings do not apply
     messages = obj["messages"] if kind == "chat" else obj["input"]["messages"]
     return {m.get("role") for m in messages}
 
@@ -267,7 +297,8 @@ def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count)
             _tally(stats, line, [simple[0]], simple[1], cap)
             continue
         kind, problems = validate(obj)
-        stats.kinds.setdefault(kind, line)
+        if kind:
+            stats.kinds.setdefault(kind, line)
         if problems:
             for kind_, message in problems:
                 stats.error(line, kind_, message)
@@ -313,7 +344,7 @@ def _simple_chat_tokens(obj: Any, count: Count) -> tuple[int, set[str]] | None:
 
 
 def _tally(
-    stats: ScanStats, line: int, counts: list[int], roles: set[Any], cap: int | None
+    stats: ScanStats, line: int, counts: list[int], roles: set[Any] | None, cap: int | None
 ) -> None:
     tokens = sum(counts)
     stats.examples += 1
@@ -325,6 +356,8 @@ def _tally(
         stats.billing_tokens += sum(min(cap, c) for c in counts)
     else:
         stats.billing_tokens += tokens
+    if roles is None:
+        return
     if "system" not in roles:
         stats.warn(line, "missing_system_message", "no system message")
     if "user" not in roles:

@@ -56,9 +56,12 @@ class Alert:
     forecast: Decimal | None
     scope: dict[str, list[str]] = field(default_factory=dict)
     idempotency_key: str = ""
+    detail: dict[str, Any] | None = None  # kind "anomaly": baseline and drivers
 
     def payload(self) -> dict[str, Any]:
         """The webhook body: decimal strings for money, a number for the threshold."""
+        if self.kind == "anomaly":
+            return self._anomaly_payload()
         threshold: int | float = (
             int(self.threshold)
             if self.threshold == self.threshold.to_integral_value()
@@ -76,8 +79,30 @@ class Alert:
             "idempotency_key": self.idempotency_key,
         }
 
+    def _anomaly_payload(self) -> dict[str, Any]:
+        """A spend anomaly: `budget` names the [[anomaly]], `period` is the day, `amount`
+        the expected spend; the detail carries the limit and the driving models."""
+        detail = self.detail or {}
+        return {
+            "anomaly": self.budget,
+            "kind": "anomaly",
+            "day": self.period,
+            "period": self.period,
+            "spend": display(self.spend),
+            "baseline": display(self.amount),
+            "limit": detail.get("limit"),
+            "method": detail.get("method"),
+            "sensitivity": detail.get("sensitivity"),
+            "history_days": detail.get("history_days"),
+            "models": detail.get("models", []),
+            "scope": self.scope,
+            "idempotency_key": self.idempotency_key,
+        }
+
     def text(self) -> str:
         """One readable sentence, for Slack and email."""
+        if self.kind == "anomaly":
+            return self._anomaly_text()
         threshold = f"{self.threshold.normalize():f}%"
         amount = display(self.amount, 2)
         if self.kind == "forecast":
@@ -99,6 +124,25 @@ class Alert:
         models = ", ".join(self.scope.get("models", [])) or "all models"
         projects = ", ".join(self.scope.get("projects", [])) or "all projects"
         return f"{head}\nScope: {models}; {projects}."
+
+    def _anomaly_text(self) -> str:
+        drivers = (self.detail or {}).get("models", [])
+        head = (
+            f"Spend anomaly {self.budget} on {self.period}: spent ${display(self.spend, 2)}, "
+            f"against a usual ${display(self.amount, 2)}."
+        )
+        driven = ", ".join(
+            f"{d['model']} ${display(Decimal(d['spend']), 2)}"
+            f" (usually ${display(Decimal(d['baseline']), 2)})"
+            for d in drivers
+        )
+        models = ", ".join(self.scope.get("models", [])) or "all models"
+        projects = ", ".join(self.scope.get("projects", [])) or "all projects"
+        return (
+            head
+            + (f"\nDriven by: {driven}." if driven else "")
+            + (f"\nScope: {models}; {projects}.")
+        )
 
 
 def deliver(
@@ -248,7 +292,9 @@ def _send_smtp(channel: Channel, alert: Alert, timeout: float, dog: SocketWatchd
     port = parts.port or (465 if implicit_tls else 587 if starttls else 25)
     message = EmailMessage()
     message["Subject"] = (
-        f"[ftledger] {alert.budget}: {alert.kind} spend at "
+        f"[ftledger] {alert.budget}: spend anomaly on {alert.period}"
+        if alert.kind == "anomaly"
+        else f"[ftledger] {alert.budget}: {alert.kind} spend at "
         f"{alert.threshold.normalize():f}% of budget ({alert.period})"
     )
     message["From"] = channel.sender

@@ -102,6 +102,8 @@ def test_error_pct():
 
 
 def test_report_estimates_command(cli, engine, isolated):
+    empty = cli("report", "estimates")
+    assert "No recorded estimate has a finished job yet" in empty.stdout
     toy = isolated / "toy.jsonl"
     shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", toy)
     cli(
@@ -123,3 +125,5 @@ def test_report_estimates_command(cli, engine, isolated):
     assert row["actual_cost"] == row["estimated_cost"] == "0.68896"
     table = cli("report", "estimates")
     assert "ftjob-1" in table.stdout
+    # the calibration line: how far recorded estimates were from the trained tokens
+    assert "1 estimate(s) with a finished job: median error +0.00%" in table.stdout

@@ -20,7 +20,7 @@ CASES: list[tuple[bytes, set[str]]] = [
     (json.dumps(GOOD).encode(), set()),
     (b'{"messages": [', {"invalid_json"}),
     (b"[1, 2]", {"data_type"}),
-    (b'{"prompt": "x"}', {"missing_messages_list"}),
+    (b'{"text": "x"}', {"missing_messages_list"}),
     (b'{"messages": []}', {"missing_messages_list"}),
     (
         b'{"messages": [{"content": "x"}, {"role": "assistant", "content": "y"}]}',

@@ -56,8 +56,14 @@ def _lazy_progress(description: str, total: int) -> Iterator[Callable[[int], Non
 
 def estimate(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Training file (JSONL, chat or preference).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model to fine-tune.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Training file (JSONL: chat or preference; prompt/completion for"
+            " davinci-002 and babbage-002). With --examples: a sample of the dataset.",
+        ),
+    ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(min=1, max=100, help="Epochs (default: the cookbook rule from the size)."),
@@ -81,6 +87,20 @@ def estimate(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (default: all cores).")
     ] = None,
+    examples: Annotated[
+        int | None,
+        typer.Option(
+            "--examples",
+            min=1,
+            help="Forecast a dataset of N examples: from --avg-tokens, or from FILE as a sample.",
+        ),
+    ] = None,
+    avg_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--avg-tokens", min=1, help="With --examples and no FILE: tokens per example."
+        ),
+    ] = None,
 ) -> None:
     """Validate a training file and estimate the cost of fine-tuning on it.
 
@@ -89,8 +109,19 @@ def estimate(
     trained tokens at the training price in force. Exits 1 when the file has format
     errors (OpenAI would reject it), after printing the full report.
 
+    Before the dataset exists: `--examples N --avg-tokens T` forecasts N examples of T
+    tokens; `FILE --examples N` scales a sample to N examples (epochs by the cookbook
+    rule for N, a 90% interval by a seeded bootstrap of the sample).
+
     Example: ftledger estimate train.jsonl --model gpt-4o-mini --format json
+
+    Example: ftledger estimate sample.jsonl --examples 20000 --model gpt-4.1-mini
     """
+    if examples is not None or avg_tokens is not None:
+        _forecast(ctx, model, file, examples, avg_tokens, epochs, at, fmt, record, moderate)
+        return
+    if file is None:
+        raise typer.BadParameter("give a training FILE, or --examples N --avg-tokens T")
     if file_id and not record:
         raise typer.BadParameter("--file-id is stored with --record", param_hint="--file-id")
     from ledger.estimate import estimate as run_estimate
@@ -119,6 +150,71 @@ def estimate(
         _print_report(fmt, result, document)
     flagged = document.get("moderation", {}).get("flagged_lines", 0)
     if not result.ok or flagged:
+        raise typer.Exit(1)
+
+
+def _forecast(
+    ctx: typer.Context,
+    model: str,
+    file: Path | None,
+    examples: int | None,
+    avg_tokens: int | None,
+    epochs: int | None,
+    at: str | None,
+    fmt: Format,
+    record: bool,
+    moderate: bool,
+) -> None:
+    """`--examples`: the cost of a dataset of N examples, before it exists."""
+    from ledger.estimate import forecast_average, forecast_from_file
+
+    if examples is None:
+        raise typer.BadParameter("--avg-tokens needs --examples N", param_hint="--examples")
+    if record or moderate:
+        raise typer.BadParameter(
+            "--record and --moderate take a whole training file, not a forecast"
+        )
+    if (file is None) == (avg_tokens is None):
+        raise typer.BadParameter(
+            "with --examples give either --avg-tokens T or a sample FILE (not both)"
+        )
+    book = app_context(ctx).pricebook
+    on = day_option(at, "--at") or utc_date(int(time.time()))
+    sample = None
+    if file is None:
+        assert avg_tokens is not None
+        forecast = forecast_average(book, model, examples, avg_tokens, epochs=epochs, at=on)
+    else:
+        sample, found = forecast_from_file(book, model, file, examples, epochs=epochs, at=on)
+        if found is None:
+            raise typer.BadParameter(f"{file} has no valid example to scale", param_hint="FILE")
+        forecast = found
+    document = forecast.as_dict()
+    if sample is not None:
+        document["sample"] = {
+            "file": sample.file,
+            "valid": sample.ok,
+            "error_counts": sample.error_counts,
+            "token_distribution": sample.distribution.as_dict() if sample.distribution else None,
+        }
+    if fmt is Format.json:
+        emit_json(document)
+    else:
+        flat = {k: v for k, v in document.items() if not isinstance(v, dict) and v is not None}
+        if fmt is Format.csv:
+            emit(fmt, [flat], list(flat))
+        else:
+            emit_table(
+                [{"field": k, "value": v} for k, v in flat.items()],
+                ["field", "value"],
+                title=f"Forecast for {examples} examples on {model}",
+            )
+    if sample is not None and not sample.ok:
+        typer.echo(
+            f"ftledger: the sample has format errors ({sum(sample.error_counts.values())});"
+            " run `ftledger estimate` on it to list them",
+            err=True,
+        )
         raise typer.Exit(1)
 
 
@@ -184,15 +280,18 @@ def _record(app_ctx: Any, file: Path, result: Estimate, file_id: str) -> int:
 
 def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     """Recorded estimates against the trained tokens and cost of the jobs that trained
-    their files, with the error in percent of the actual.
+    their files, with the error in percent of the actual, then the calibration in one
+    line (median, mean absolute and range of the token errors).
 
     A job is matched through the OpenAI file id given with `estimate --record --file-id`.
 
     Example: ftledger report estimates --format csv
     """
+    from ledger.estimate import calibration
     from ledger.store.estimates import compare_estimates
 
-    rows = [c.as_dict() for c in compare_estimates(app_context(ctx).engine)]
+    comparisons = compare_estimates(app_context(ctx).engine)
+    rows = [c.as_dict() for c in comparisons]
     columns = [
         "estimate_id",
         "file",
@@ -206,6 +305,15 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
         "cost_error_pct",
     ]
     emit(fmt, rows, columns, title="Estimates against actual training (USD)")
+    if fmt is Format.table:
+        summary = calibration(
+            [c.tokens_error_pct for c in comparisons if c.tokens_error_pct is not None]
+        )
+        typer.echo(
+            summary.sentence()
+            if summary
+            else "No recorded estimate has a finished job yet (record with --file-id)."
+        )
 
 
 def breakeven(

@@ -38,6 +38,7 @@ class Decision:
     forecast_pico: int | None
     scope: str  # JSON
     decided_at: int
+    detail: str | None = None  # JSON, anomalies only: baseline and drivers
 
 
 def record_decision(conn: Connection, decision: Decision, channels: Sequence[str]) -> bool:

@@ -26,7 +26,7 @@ class AlertDecision(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     budget: Mapped[str] = mapped_column(String(128))
     period: Mapped[str] = mapped_column(String(16))  # 2026-11, 2026-W48, 2026-11-25
-    kind: Mapped[str] = mapped_column(String(16))  # actual | forecast
+    kind: Mapped[str] = mapped_column(String(16))  # actual | forecast | anomaly
     threshold: Mapped[str] = mapped_column(String(16))  # percent, exact decimal text
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     amount_pico: Mapped[int] = mapped_column(BigInteger)
@@ -34,6 +34,10 @@ class AlertDecision(Base):
     forecast_pico: Mapped[int | None] = mapped_column(BigInteger)
     scope: Mapped[str] = mapped_column(Text)  # JSON: {"models": [...], "projects": [...]}
     decided_at: Mapped[int] = mapped_column(BigInteger)
+    # kind "anomaly": JSON with the baseline and the models that drove the spike
+    # (the budget column then names the [[anomaly]], period is the day, amount the
+    # expected spend, threshold "0"); None for budget decisions.
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class AlertDelivery(Base):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ledger.estimate import Estimate
 
-METHODS = {"chat": "supervised", "dpo": "dpo"}
+METHODS = {"chat": "supervised", "dpo": "dpo", "prompt_completion": "supervised"}
 
 
 def file_digest(path: Path) -> tuple[str, int]:

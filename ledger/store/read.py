@@ -291,6 +291,7 @@ class PendingDelivery:
     forecast_pico: int | None
     scope: str  # JSON
     decided_at: int
+    detail: str | None = None  # JSON, anomalies only
 
 
 def pending_deliveries(conn: Connection) -> list[PendingDelivery]:
@@ -310,6 +311,7 @@ def pending_deliveries(conn: Connection) -> list[PendingDelivery]:
             d.forecast_pico,
             d.scope,
             d.decided_at,
+            d.detail,
         )
         .join(_decisions, d.id == _deliveries.c.decision_id)
         .where(_deliveries.c.status == "pending")
