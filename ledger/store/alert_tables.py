@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.store.base import Base, BigIntId
+from ledger.store.base import Base, BigIntId, PicoAmount
 
 
 class AlertDecision(Base):
@@ -29,9 +29,9 @@ class AlertDecision(Base):
     kind: Mapped[str] = mapped_column(String(16))  # actual | forecast | anomaly
     threshold: Mapped[str] = mapped_column(String(16))  # percent, exact decimal text
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
-    amount_pico: Mapped[int] = mapped_column(BigInteger)
-    spend_pico: Mapped[int] = mapped_column(BigInteger)  # at decision time; never revised
-    forecast_pico: Mapped[int | None] = mapped_column(BigInteger)
+    amount_pico: Mapped[int] = mapped_column(PicoAmount)
+    spend_pico: Mapped[int] = mapped_column(PicoAmount)  # at decision time; never revised
+    forecast_pico: Mapped[int | None] = mapped_column(PicoAmount)
     scope: Mapped[str] = mapped_column(Text)  # JSON: {"models": [...], "projects": [...]}
     decided_at: Mapped[int] = mapped_column(BigInteger)
     # kind "anomaly": JSON with the baseline and the models that drove the spike
