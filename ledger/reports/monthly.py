@@ -19,6 +19,7 @@ from ledger.spend import Cost, comparable
 from ledger.store.read import FeeRow, UsageRow
 
 GROUP_BY_CHOICES: tuple[str, ...] = ("model", "base-model", "project", "day")
+NO_PROJECT = "(no project)"  # usage or fees without an OpenAI project id
 # The read model's grain each grouping needs, beyond the model.
 GRAIN: dict[str, tuple[str, ...]] = {
     "model": (),
@@ -163,7 +164,7 @@ def _group_key(by: str, book: PriceBook, model: str, row: UsageRow | FeeRow) -> 
     if by == "day":
         assert row.day is not None
         return (row.day.isoformat(),)
-    return (row.project,)
+    return (row.project or NO_PROJECT,)
 
 
 def comparable_models(usage: Iterable[UsageRow]) -> set[str]:
