@@ -33,6 +33,7 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Connection, Engine
 
+from ledger.allocation import Allocation, load_allocation
 from ledger.anomaly import SENSITIVITY_K, Spike, days_to_check, detect
 from ledger.anomaly import WINDOW_DAYS as ANOMALY_WINDOW_DAYS
 from ledger.budgets import Anomaly, Budget, BudgetConfig, load_budgets
@@ -123,24 +124,34 @@ def _threshold_text(threshold: Decimal) -> str:
 
 
 def budget_config(settings: Settings, *, resolve_secrets: bool = True) -> BudgetConfig:
-    return load_budgets(settings.config_file("budgets.toml"), resolve_secrets=resolve_secrets)
+    config = load_budgets(settings.config_file("budgets.toml"), resolve_secrets=resolve_secrets)
+    if not any(b.teams for b in config.budgets):
+        return config
+    return config.with_allocation(load_allocation(settings.config_file("allocation.toml")))
 
 
 def evaluate(
-    conn: Connection, budget: Budget, now: datetime, period: Period | None = None
+    conn: Connection,
+    budget: Budget,
+    now: datetime,
+    period: Period | None = None,
+    allocation: Allocation | None = None,
 ) -> BudgetStatus:
     """Spend, forecast and projected crossing of `budget` in `period` as seen at `now`.
 
     The period defaults to the budget's period containing `now`; a period that has
-    ended reports its actual spend as the forecast.
+    ended reports its actual spend as the forecast. A budget scoped by `teams` needs
+    the `allocation` that defines them (BudgetConfig.allocation).
     """
     today = now.date()
     period = period or period_containing(budget.period, today)
     history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
+    start = Period("daily", history_start, period.end).start_ts
+    teams = allocation if budget.teams else None
     rows = [
         r
-        for r in day_costs(conn, Period("daily", history_start, period.end).start_ts, period.end_ts)
-        if budget.covers(r.model, r.project)
+        for r in day_costs(conn, start, period.end_ts, teams)
+        if budget.covers(r.model, r.project, r.team)
     ]
     daily = by_day(rows)
     spend = sum(v for d, v in daily.items() if d >= period.start)
@@ -158,7 +169,7 @@ def budget_statuses(
     with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
         result = []
         for budget in config.budgets:
-            status = evaluate(conn, budget, at)
+            status = evaluate(conn, budget, at, allocation=config.allocation)
             result.append(
                 BudgetStatus(
                     **{
@@ -190,7 +201,9 @@ def run_budget_check(
         result.deliveries = _deliver_pending(engine, config, at)
         return result
     with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
-        result.statuses = [evaluate(conn, b, at) for b in config.budgets]
+        result.statuses = [
+            evaluate(conn, b, at, allocation=config.allocation) for b in config.budgets
+        ]
         result.spikes = [
             (a, spike) for a in config.anomalies for spike in anomaly_spikes(conn, a, at.date())
         ]

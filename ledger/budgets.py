@@ -14,12 +14,13 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ledger.allocation import UNALLOCATED, Allocation
 from ledger.errors import BudgetConfigError, Problem
 from ledger.money import D, to_pico
 from ledger.period import PERIOD_KINDS
@@ -45,6 +46,7 @@ _BUDGET_KEYS = {
     "period",
     "models",
     "projects",
+    "teams",
     "thresholds",
     "forecast_thresholds",
     "channels",
@@ -82,19 +84,26 @@ class Budget:
     thresholds: tuple[Decimal, ...] = (Decimal(100),)  # percent, on actual spend
     forecast_thresholds: tuple[Decimal, ...] = ()  # percent, on forecast spend
     channels: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()  # allocation.toml team names; empty: every team
 
     @property
     def amount_pico(self) -> int:
         return to_pico(self.amount)
 
     def scope(self) -> dict[str, list[str]]:
-        return {"models": list(self.models), "projects": list(self.projects)}
+        scope = {"models": list(self.models), "projects": list(self.projects)}
+        if self.teams:
+            scope["teams"] = list(self.teams)
+        return scope
 
-    def covers(self, model: str, project: str) -> bool:
-        """Whether spend of `model` in `project` is in scope: models match by fnmatch
-        (case-sensitive `*`, `?`, `[seq]`), projects by id; no filter matches all."""
-        return (not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)) and (
-            not self.projects or project in self.projects
+    def covers(self, model: str, project: str, team: str = "") -> bool:
+        """Whether spend of `model` in `project`, allocated to `team`, is in scope: models
+        match by fnmatch (case-sensitive `*`, `?`, `[seq]`), projects by id, teams by
+        name ("(unallocated)" too); no filter matches all."""
+        return (
+            (not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models))
+            and (not self.projects or project in self.projects)
+            and (not self.teams or team in self.teams)
         )
 
 
@@ -130,6 +139,24 @@ class BudgetConfig:
     budgets: tuple[Budget, ...]
     source: str = "budgets.toml"
     anomalies: tuple[Anomaly, ...] = ()
+    allocation: Allocation = field(default_factory=Allocation)  # teams, for `teams = [...]`
+
+    def with_allocation(self, allocation: Allocation) -> BudgetConfig:
+        """This config with the teams of allocation.toml; a budget naming a team that
+        allocation.toml does not define is a problem (it would never see spend)."""
+        known = {*allocation.names, UNALLOCATED}
+        problems = [
+            Problem(
+                f"{self.source}: budget[{i}].teams[{j}]",
+                f"no team {team!r} in {allocation.source}",
+            )
+            for i, budget in enumerate(self.budgets)
+            for j, team in enumerate(budget.teams)
+            if team not in known
+        ]
+        if problems:
+            raise BudgetConfigError(problems)
+        return replace(self, allocation=allocation)
 
 
 def load_budgets(
@@ -424,6 +451,7 @@ def _parse_budget(
         ok = False
     models = _strings(raw.get("models", []), f"{key}.models", "model name patterns", problem)
     projects = _strings(raw.get("projects", []), f"{key}.projects", "project ids", problem)
+    teams = _strings(raw.get("teams", []), f"{key}.teams", "team names", problem)
     thresholds = _percents(raw.get("thresholds", [100]), f"{key}.thresholds", problem)
     forecast = _percents(raw.get("forecast_thresholds", []), f"{key}.forecast_thresholds", problem)
     if forecast and period == "daily":
@@ -448,7 +476,7 @@ def _parse_budget(
             if channel not in channel_names:
                 problem(f"{key}.channels[{j}]", f"no channel named {channel!r}")
                 ok = False
-    values = (name, amount, models, projects, thresholds, forecast, channels)
+    values = (name, amount, models, projects, teams, thresholds, forecast, channels)
     if not ok or any(v is None for v in values):
         return None
     assert name and amount is not None and channels is not None
@@ -458,6 +486,7 @@ def _parse_budget(
         period=str(period),
         models=models or (),
         projects=projects or (),
+        teams=teams or (),
         thresholds=thresholds or (),
         forecast_thresholds=forecast or (),
         channels=channels,

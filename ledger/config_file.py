@@ -21,15 +21,21 @@ from ledger.tomlfile import read_toml
 BUCKET_WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 MAX_DEADLINE_SECONDS = 86400
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROJECT_ID = re.compile(r"^proj_[A-Za-z0-9_-]+$")
 _VAR_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${VAR}: read at run time
 
 
 @dataclass(frozen=True)
 class ProjectConfig:
-    """A project whose fine-tuning jobs are read with the key in env var `key_env`."""
+    """A project whose fine-tuning jobs are read with the key in env var `key_env`.
+
+    `id` is OpenAI's project id (`proj_...`): its training fees are attributed to it,
+    the scheme usage carries. Without one they fall under "(no project)".
+    """
 
     name: str
     key_env: str
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,15 +181,24 @@ def _parse_projects(raw: Any, problem: Any) -> tuple[ProjectConfig, ...] | None:
         return None
     projects: list[ProjectConfig] = []
     names: set[str] = set()
+    ids: set[str] = set()
     for i, entry in enumerate(raw):
         where = f"projects[{i}]"
         if not isinstance(entry, dict):
             problem(where, "must be a table with name and key_env")
             continue
         for key in entry:
-            if key not in ("name", "key_env"):
+            if key not in ("name", "key_env", "id"):
                 problem(f"{where}.{key}", "unknown key")
         name, key_env = entry.get("name"), entry.get("key_env")
+        project_id = entry.get("id", "")
+        if not isinstance(project_id, str) or (project_id and not _PROJECT_ID.match(project_id)):
+            problem(f"{where}.id", f"{project_id!r} is not an OpenAI project id (proj_...)")
+            project_id = ""
+        elif project_id in ids:
+            problem(f"{where}.id", f"duplicate project id {project_id!r}")
+        elif project_id:
+            ids.add(project_id)
         if not isinstance(name, str) or not name.strip():
             problem(f"{where}.name", "required: a non-empty string")
         elif name in names:
@@ -194,7 +209,7 @@ def _parse_projects(raw: Any, problem: Any) -> tuple[ProjectConfig, ...] | None:
             _check_env_name(key_env, f"{where}.key_env", problem)
         if isinstance(name, str) and isinstance(key_env, str):
             names.add(name)
-            projects.append(ProjectConfig(name.strip(), key_env))
+            projects.append(ProjectConfig(name.strip(), key_env, project_id))
     return tuple(projects)
 
 

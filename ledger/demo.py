@@ -29,6 +29,7 @@ class DemoRun:
 def run_demo(engine: Engine, book: PriceBook) -> DemoRun:
     """Poll a freshly started sandbox organisation into `engine` (which must be empty)."""
     from ledger.sandbox import ORGANIZATION_ID, SandboxOrg, SandboxServer
+    from ledger.sandbox.cast import PROJECTS
     from ledger.service import run_poll
 
     _require_empty(engine)
@@ -38,7 +39,7 @@ def run_demo(engine: Engine, book: PriceBook) -> DemoRun:
         projects = []
         for name, key in server.project_keys.items():
             env[f"DEMO_KEY_{name.upper()}"] = key
-            projects.append(ProjectConfig(name, f"DEMO_KEY_{name.upper()}"))
+            projects.append(ProjectConfig(name, f"DEMO_KEY_{name.upper()}", PROJECTS[name]))
         config = LedgerConfig(
             base_url=server.base_url,
             admin_key_env="DEMO_ADMIN_KEY",

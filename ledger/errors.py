@@ -4,6 +4,7 @@
     ├── ConfigError                  problems in user files, collected and reported together
     │   ├── PriceBookError           prices.toml
     │   ├── BudgetConfigError        budgets.toml
+    │   ├── AllocationError          allocation.toml (teams)
     │   ├── SettingsError            ledger.toml, environment
     │   └── InputError               a bad file given on the command line (CSV, dataset)
     ├── PricingError                 a model or date the price book cannot price
@@ -69,6 +70,10 @@ class BudgetConfigError(ConfigError):
 
 
 class SettingsError(ConfigError):
+    pass
+
+
+class AllocationError(ConfigError):
     pass
 
 

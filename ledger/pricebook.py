@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,8 +25,20 @@ FINE_TUNED_PREFIX = "ft:"
 CHECKPOINT_MARK = "ckpt-step-"
 
 _MODEL_KEYS = {"name", "aliases", "encoding", "training_context", "price", "fine_tuned_price"}
-_PRICE_KEYS = {"effective", "input", "cached_input", "output"}
+_PRICE_KEYS = {"effective", "tier", "input", "cached_input", "output"}
 _FT_PRICE_KEYS = _PRICE_KEYS | {"training", "training_hour"}
+# Service tiers as the Usage API reports them. These mean standard processing: rows
+# without `tier` price them. Any other tier is priced only by rows of that tier.
+STANDARD_TIERS = frozenset({"", "default", "auto"})
+PRICED_TIERS = ("flex", "priority")
+
+
+def tier_of(service_tier: str | None) -> str:
+    """The price-book tier of a usage key's service tier: "" for standard."""
+    tier = (service_tier or "").strip().lower()
+    return "" if tier in STANDARD_TIERS else tier
+
+
 _TOP_KEYS = {"currency", "batch_discount", "model"}
 
 
@@ -40,6 +52,7 @@ class PriceRow:
     output: Decimal
     training: Decimal | None = None
     training_hour: Decimal | None = None
+    tier: str = ""  # "" = standard; else the service tier this row prices
 
     def as_strings(self) -> dict[str, str]:
         fields = {
@@ -75,8 +88,25 @@ class ModelSpec:
     aliases: tuple[str, ...]
     encoding: str
     training_context: int | None
-    prices: tuple[PriceRow, ...]
-    fine_tuned_prices: tuple[PriceRow, ...]
+    prices: tuple[PriceRow, ...]  # standard tier
+    fine_tuned_prices: tuple[PriceRow, ...]  # standard tier
+    # Rows of other service tiers, per tier, each in date order (base, fine-tuned).
+    tier_prices: dict[str, tuple[PriceRow, ...]] = field(default_factory=dict)
+    tier_fine_tuned_prices: dict[str, tuple[PriceRow, ...]] = field(default_factory=dict)
+
+    def rows(self, *, fine_tuned: bool, tier: str = "") -> tuple[PriceRow, ...]:
+        """The rows pricing one tier ("" standard): never another tier's rows."""
+        tier = tier_of(tier)
+        if not tier:
+            return self.fine_tuned_prices if fine_tuned else self.prices
+        tiers = self.tier_fine_tuned_prices if fine_tuned else self.tier_prices
+        return tiers.get(tier, ())
+
+    @property
+    def tiers(self) -> tuple[str, ...]:
+        """The non-standard tiers with any row, in PRICED_TIERS order."""
+        have = set(self.tier_prices) | set(self.tier_fine_tuned_prices)
+        return tuple(t for t in PRICED_TIERS if t in have)
 
 
 @dataclass(frozen=True)
@@ -147,18 +177,22 @@ class PriceBook:
             spec=spec,
         )
 
-    def price_at(self, name: str, at: date | datetime) -> PriceRow | None:
-        """The row that prices `name` itself at `at` (fine-tuned prices for ft: names)."""
+    def price_at(self, name: str, at: date | datetime, tier: str = "") -> PriceRow | None:
+        """The row that prices `name` itself at `at` (fine-tuned prices for ft: names) in
+        service tier `tier` (default/auto/"" = standard). A tier without a row of its own
+        has no price: it is never priced at another tier's rate."""
         model = self.resolve(name)
         if model.spec is None:
             return None
-        rows = model.spec.fine_tuned_prices if model.fine_tuned else model.spec.prices
-        return _row_at(rows, _as_date(at))
+        return _row_at(model.spec.rows(fine_tuned=model.fine_tuned, tier=tier), _as_date(at))
 
-    def base_price_at(self, name: str, at: date | datetime) -> PriceRow | None:
-        """The base model's row at `at`: what the same tokens would cost without fine-tuning."""
+    def base_price_at(self, name: str, at: date | datetime, tier: str = "") -> PriceRow | None:
+        """The base model's row at `at` in the same tier: what the same tokens would cost
+        without fine-tuning."""
         model = self.resolve(name)
-        return _row_at(model.spec.prices, _as_date(at)) if model.spec else None
+        if model.spec is None:
+            return None
+        return _row_at(model.spec.rows(fine_tuned=False, tier=tier), _as_date(at))
 
     def rates(self, row: PriceRow, *, batch: bool) -> TokenRates:
         """Per-token integer rates; cached input without its own price costs full input."""
@@ -287,19 +321,35 @@ def _parse_model(
         aliases=tuple(aliases),
         encoding=str(encoding),
         training_context=context,
-        prices=prices,
-        fine_tuned_prices=ft_prices,
+        prices=prices.get("", ()),
+        fine_tuned_prices=ft_prices.get("", ()),
+        tier_prices={t: rows for t, rows in prices.items() if t},
+        tier_fine_tuned_prices={t: rows for t, rows in ft_prices.items() if t},
     )
+
+
+def _tier(value: Any, key: str, problem: Any) -> str | None:
+    """A row's `tier`: absent = standard; else one of PRICED_TIERS."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value in PRICED_TIERS:
+        return value
+    if isinstance(value, str) and value.strip().lower() in STANDARD_TIERS:
+        problem(key, f"{value!r} is standard processing: leave `tier` out for standard prices")
+    else:
+        problem(key, f"{value!r} is not a priced service tier (one of {list(PRICED_TIERS)})")
+    return None
 
 
 def _parse_rows(
     raw_rows: Any, key: str, fine_tuned: bool, discount: Decimal, problem: Any
-) -> tuple[PriceRow, ...] | None:
+) -> dict[str, tuple[PriceRow, ...]] | None:
+    """The rows of one table per tier ("" = standard), each tier in date order."""
     if not isinstance(raw_rows, list):
         problem(key, "must be an array of tables")
         return None
     allowed = _FT_PRICE_KEYS if fine_tuned else _PRICE_KEYS
-    rows: list[PriceRow] = []
+    by_tier: dict[str, list[PriceRow]] = {}
     ok = True
     for i, raw in enumerate(raw_rows):
         rkey = f"{key}[{i}]"
@@ -311,36 +361,45 @@ def _parse_rows(
             problem(f"{rkey}.{extra}", "unknown key")
             ok = False
         effective = _effective(raw.get("effective"), f"{rkey}.effective", problem)
+        tier = _tier(raw.get("tier"), f"{rkey}.tier", problem)
+        if tier is None:
+            ok = False
         values: dict[str, Decimal | None] = {}
-        for field in sorted(allowed - {"effective"}):
-            if field not in raw:
-                values[field] = None
+        for name in sorted(allowed - {"effective", "tier"}):
+            if name not in raw:
+                values[name] = None
                 continue
-            value = _decimal(raw[field], f"{rkey}.{field}", problem)
+            value = _decimal(raw[name], f"{rkey}.{name}", problem)
             if value is not None and value < 0:
-                problem(f"{rkey}.{field}", f"{value} is negative")
+                problem(f"{rkey}.{name}", f"{value} is negative")
                 value, ok = None, False
-            elif value is not None and field != "training_hour" and not _exact(value, discount):
-                problem(f"{rkey}.{field}", f"{value} has too many decimal places (at most 6)")
+            elif value is not None and name != "training_hour" and not _exact(value, discount):
+                problem(f"{rkey}.{name}", f"{value} has too many decimal places (at most 6)")
                 value, ok = None, False
             elif value is None:
                 ok = False
-            values[field] = value
+            values[name] = value
         for required in ("input", "output"):
             if required not in raw:
                 problem(f"{rkey}.{required}", "is required")
                 ok = False
-        if fine_tuned and ("training" in raw) == ("training_hour" in raw):
+        trains = ("training" in raw, "training_hour" in raw)
+        if fine_tuned and tier and any(trains):
+            problem(rkey, f"a `{tier}` row prices inference only: training has no service tier")
+            ok = False
+        elif fine_tuned and not tier and trains[0] == trains[1]:
             problem(rkey, "needs exactly one of `training` (per 1M tokens) or `training_hour`")
             ok = False
-        if effective is None or not ok:
+        if effective is None or tier is None or not ok:
             ok = False
             continue
+        rows = by_tier.setdefault(tier, [])
         if rows and effective <= rows[-1].effective:
+            which = f"previous {tier} row's" if tier else "previous row's"
             problem(
                 f"{rkey}.effective",
-                f"{effective} is not after the previous row's {rows[-1].effective}"
-                " (rows must be in increasing date order, without overlaps)",
+                f"{effective} is not after the {which} {rows[-1].effective}"
+                " (rows of a tier must be in increasing date order, without overlaps)",
             )
             ok = False
             continue
@@ -352,9 +411,10 @@ def _parse_rows(
                 output=values["output"] or Decimal(0),
                 training=values.get("training"),
                 training_hour=values.get("training_hour"),
+                tier=tier,
             )
         )
-    return tuple(rows) if ok else None
+    return {t: tuple(rows) for t, rows in by_tier.items()} if ok else None
 
 
 def _exact(value: Decimal, discount: Decimal) -> bool:

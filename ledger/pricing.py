@@ -1,33 +1,38 @@
 """Pricing usage: what a reading cost, and what its base model would have cost.
 
-Pure domain code. Prices are those in force at the bucket's start (UTC); the rates
-for one (model, day, batch) are computed once and reused, since a poll or an import
-prices many buckets of the same model and day.
+Pure domain code. Prices are those in force at the bucket's start (UTC) in the key's
+service tier (default/auto = standard; flex or priority only by rows of that tier, else
+unpriced); the base-model cost compares the same tier. The rates for one (model, day,
+batch, tier) are computed once and reused, since a poll or an import prices many
+buckets of the same model and day.
 """
 
 from __future__ import annotations
 
 from ledger.domain import UsageObservation
 from ledger.period import utc_date
-from ledger.pricebook import PriceBook, TokenRates
+from ledger.pricebook import PriceBook, TokenRates, tier_of
 
 
 class UsagePricer:
     def __init__(self, book: PriceBook):
         self.book = book
-        self._rates: dict[tuple[str, int, bool], tuple[TokenRates | None, TokenRates | None]] = {}
+        self._rates: dict[
+            tuple[str, int, bool, str], tuple[TokenRates | None, TokenRates | None]
+        ] = {}
 
     def rates(
-        self, model: str, ts: int, batch: bool
+        self, model: str, ts: int, batch: bool, tier: str = ""
     ) -> tuple[TokenRates | None, TokenRates | None]:
-        """(the model's own rates, its base model's rates) at unix time `ts`."""
+        """(the model's own rates, its base model's rates) at unix time `ts` in `tier`."""
         day = ts // 86400
-        cache_key = (model, day, batch)
+        cache_key = (model, day, batch, tier)
         found = self._rates.get(cache_key)
         if found is None:
             on = utc_date(ts)
-            own = self.book.price_at(model, on)
-            base = self.book.base_price_at(model, on)
+            priced_tier = tier_of(tier)
+            own = self.book.price_at(model, on, priced_tier)
+            base = self.book.base_price_at(model, on, priced_tier)
             found = (
                 self.book.rates(own, batch=batch) if own else None,
                 self.book.rates(base, batch=batch) if base else None,
@@ -38,7 +43,7 @@ class UsagePricer:
     def price(self, obs: UsageObservation) -> tuple[int | None, int | None]:
         """(cost, base-model cost) in pico-USD; None where the price book has no price."""
         key = obs.key
-        own, base = self.rates(key.model, key.bucket_start, key.batch)
+        own, base = self.rates(key.model, key.bucket_start, key.batch, key.service_tier)
         counts = (obs.input_tokens, obs.cached_tokens, obs.output_tokens)
         return (
             own.cost(*counts) if own else None,

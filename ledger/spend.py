@@ -61,12 +61,14 @@ def comparable(cost: Cost, base: Cost) -> bool:
 
 @dataclass(frozen=True)
 class DayCost:
-    """What one model cost in one project on one UTC day: usage and training fees."""
+    """What one model cost in one project (and team, when teams were allocated) on one
+    UTC day: usage and training fees."""
 
     model: str
     project: str
     day: date
     cost: Cost
+    team: str = ""
 
 
 def by_day(

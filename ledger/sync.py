@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Protocol
 
@@ -78,7 +78,8 @@ class SourceSpec:
     name: str
     kind: str  # usage | costs | jobs
     open: Callable[[], Any]
-    project: str = ""
+    project: str = ""  # ledger.toml project name (which key reads the jobs)
+    project_id: str = ""  # OpenAI project id the jobs' fees are attributed to
 
 
 @dataclass
@@ -354,7 +355,11 @@ def _poll_jobs(
     report: SourceReport,
     now: int,
 ) -> None:
-    jobs = _latest_jobs(reader.jobs(spec.project or None))
+    # Fees carry the project id, the scheme usage carries; "" without a configured id.
+    jobs = [
+        replace(job, project=spec.project_id)
+        for job in _latest_jobs(reader.jobs(spec.project or None))
+    ]
 
     def write(conn: Connection) -> tuple[int, int]:
         changed = fees = 0
@@ -425,6 +430,7 @@ def openai_specs(
                 "jobs",
                 opener(p.key_env, f"it should hold the key of project {p.name!r}", p.name),
                 p.name,
+                p.id,
             )
         )
     return specs

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Connection
 
+from ledger.allocation import Allocation
 from ledger.period import SECONDS_PER_DAY, Month, utc_date
 from ledger.pricebook import PriceBook
 from ledger.reports.focus import Account, FocusExport, focus_export
@@ -23,9 +24,15 @@ from ledger.store import read
 
 
 def monthly(
-    conn: Connection, book: PriceBook, month: Month, by: str = "model", now: int | None = None
+    conn: Connection,
+    book: PriceBook,
+    month: Month,
+    by: str = "model",
+    now: int | None = None,
+    allocation: Allocation | None = None,
 ) -> MonthlyReport:
-    """`ftledger report monthly`: the month grouped `by`, against the previous month."""
+    """`ftledger report monthly`: the month grouped `by`, against the previous month
+    (`by="team"`: by the teams of `allocation`, none given: all unallocated)."""
     usage = read.usage_rows(conn, month.start, month.end, GRAIN.get(by, ()))
     fees = read.fee_rows(conn, month.start, month.end)
     start = read.data_start(conn)
@@ -37,6 +44,7 @@ def monthly(
         fees,
         previous_month(conn, month, start, now),
         None if start is None else utc_date(start),
+        allocation,
     )
 
 
@@ -71,12 +79,21 @@ def whatif(conn: Connection, book: PriceBook, month: Month, target: str) -> What
 
 
 def focus(
-    conn: Connection, book: PriceBook, month: Month, account: Account | None = None
+    conn: Connection,
+    book: PriceBook,
+    month: Month,
+    account: Account | None = None,
+    allocation: Allocation | None = None,
 ) -> FocusExport:
-    """`ftledger export focus`: the month as FOCUS 1.2 rows."""
-    usage = read.usage_rows(conn, month.start, month.end, ("day", "project", "batch"))
+    """`ftledger export focus`: the month as FOCUS 1.2 rows, billed costs from the
+    mirrored Costs API lines, Tags from `allocation`'s teams."""
+    grain = ["day", "project", "batch", "tier"]
+    if allocation is not None and allocation.teams:
+        grain.append("api_key")
+    usage = read.usage_rows(conn, month.start, month.end, grain)
     fees = read.fee_rows(conn, month.start, month.end)
-    return focus_export(book, month, usage, fees, account or Account())
+    billed = read.billed_rows(conn, month.start, month.end)
+    return focus_export(book, month, usage, fees, account or Account(), billed, allocation)
 
 
 def reconciliation(
@@ -96,12 +113,29 @@ def reconciliation(
     )
 
 
-def day_costs(conn: Connection, start: int, end: int) -> list[DayCost]:
-    """Usage and fees per (model, project, UTC day) in [start, end): budgets, forecasts."""
+def day_costs(
+    conn: Connection, start: int, end: int, allocation: Allocation | None = None
+) -> list[DayCost]:
+    """Usage and fees per (model, project, UTC day) in [start, end): budgets, forecasts.
+
+    With an `allocation` that defines teams, each row also carries its team (usage is
+    read per API key too, since team rules may match keys)."""
+    if allocation is None or not allocation.teams:
+        rows = [
+            DayCost(r.model, r.project or "", r.day, r.cost)
+            for r in read.usage_rows(conn, start, end, ("day", "project"))
+            if r.day is not None
+        ]
+        fees = read.fee_rows(conn, start, end)
+        return rows + [DayCost(f.model, f.project, f.day, f.cost) for f in fees]
+    team = allocation.team_of
     rows = [
-        DayCost(r.model, r.project or "", r.day, r.cost)
-        for r in read.usage_rows(conn, start, end, ("day", "project"))
+        DayCost(r.model, r.project or "", r.day, r.cost, team(r.model, r.project, r.api_key))
+        for r in read.usage_rows(conn, start, end, ("day", "project", "api_key"))
         if r.day is not None
     ]
-    rows += [DayCost(f.model, f.project, f.day, f.cost) for f in read.fee_rows(conn, start, end)]
+    rows += [
+        DayCost(f.model, f.project, f.day, f.cost, team(f.model, f.project, None))
+        for f in read.fee_rows(conn, start, end)
+    ]
     return rows

@@ -30,9 +30,11 @@ def usage(
     requests: int = 1,
     batch: bool = False,
     project: str = "proj_a",
+    api_key: str = "",
+    tier: str = "",
 ) -> UsageObservation:
     start = ts(when)
-    key = UsageKey("test", start, start + 3600, model, project, "", "", batch, "")
+    key = UsageKey("test", start, start + 3600, model, project, api_key, "", batch, tier)
     return UsageObservation(key, requests, inp, cached, out)
 
 

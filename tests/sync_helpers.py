@@ -15,6 +15,7 @@ from ledger.config_file import LedgerConfig, ProjectConfig
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
 from ledger.sandbox import SandboxOrg, SandboxServer
+from ledger.sandbox.cast import PROJECTS
 from ledger.sandbox.faults import FaultPlan
 from ledger.store.tables import USAGE_KEY_COLUMNS, TrainingFee, UsageEntry
 from ledger.sync import CycleReport, openai_specs, poll_sources
@@ -61,7 +62,7 @@ def sandbox(days: int = 5, now: int = NOW, **config: object) -> Iterator[Sandbox
             admin_key_env="T_ADMIN",
             timeout_seconds=5.0,
             max_retries=3,
-            projects=tuple(ProjectConfig(n, f"T_KEY_{n.upper()}") for n in names),
+            projects=tuple(ProjectConfig(n, f"T_KEY_{n.upper()}", PROJECTS[n]) for n in names),
         )
         yield Sandbox(org, server, replace(base, **config), env)  # type: ignore[arg-type]
 
@@ -125,6 +126,7 @@ def write_config(config_dir: Path, sb, **poll: int) -> Path:
     ]
     for name in ("support", "legal", "research"):
         lines += ["[[projects]]", f'name = "{name}"', f'key_env = "T_KEY_{name.upper()}"']
+        lines += [f'id = "{PROJECTS[name]}"']
     path = config_dir / "ledger.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)

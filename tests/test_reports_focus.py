@@ -67,7 +67,7 @@ def test_focus_has_every_mandatory_column_and_sums_to_the_report(engine, book, c
     for row in rows:
         assert all(row[c] != "" for c in MANDATORY if c != "ChargeClass"), row
         assert row["ServiceCategory"] == "AI and Machine Learning"
-        assert row["PricingUnit"] == "1M Tokens"
+        assert row["PricingUnit"] == "1000000 Tokens"
         assert row["BillingPeriodStart"] == "2024-11-01T00:00:00Z"
         assert row["BillingPeriodEnd"] == "2024-12-01T00:00:00Z"
         assert row["BilledCost"] == row["EffectiveCost"] == row["ListCost"]

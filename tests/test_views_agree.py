@@ -9,6 +9,8 @@ independent sum of what the price books say.
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -19,6 +21,7 @@ from sqlalchemy import delete
 
 from ledger import views
 from ledger.alerts import evaluate
+from ledger.allocation import UNALLOCATED, Allocation, Team
 from ledger.budgets import Budget
 from ledger.domain import JobObservation
 from ledger.money import from_pico
@@ -36,6 +39,14 @@ from ledger.store.tables import TrainingFee, UsageEntry
 MONTH = Month(2024, 11)
 AFTER = int(datetime(2024, 12, 3, tzinfo=UTC).timestamp())  # the month is over
 MODELS = (FT, "gpt-4o-2024-08-06", MYSTERY)
+# First match wins; spend no team takes is "(unallocated)".
+TEAMS = Allocation(
+    (
+        Team("keyed", api_keys=("key_a",)),
+        Team("proj-b", projects=("proj_b",)),
+        Team("gpt-4o", models=("gpt-4o-*",)),
+    )
+)
 MYSTERY_PRICE = f"""
 [[model]]
 name = "{MYSTERY}"
@@ -48,7 +59,7 @@ encoding = "o200k_base"
 """
 
 observation = st.builds(
-    lambda model, day, hour, project, batch, inp, cached_share, out: usage(
+    lambda model, day, hour, project, batch, inp, cached_share, out, key, tier: usage(
         model,
         f"2024-11-{day:02d}T{hour:02d}:00",
         inp=inp,
@@ -56,6 +67,8 @@ observation = st.builds(
         out=out,
         batch=batch,
         project=project,
+        api_key=key,
+        tier=tier,
     ),
     st.sampled_from(MODELS),
     st.sampled_from([1, 2, 30]),  # few days, so a day often holds several keys
@@ -65,6 +78,8 @@ observation = st.builds(
     st.integers(0, 5_000_000),
     st.integers(0, 4),
     st.integers(0, 2_000_000),
+    st.sampled_from(["key_a", "key_b", ""]),
+    st.sampled_from(["", "default", "flex", "priority"]),  # FT has no flex/priority price
 )
 fee = st.tuples(
     st.sampled_from([FT, "ft:mystery-base:acme::Z9"]), st.integers(1, 30), st.integers(1, 10**8)
@@ -81,23 +96,35 @@ def _book_with_mystery(tmp_path_factory) -> PriceBook:
 def _all_totals(conn, book: PriceBook) -> dict[str, int]:
     """Each view's total for MONTH, in pico-USD."""
     totals: dict[str, int] = {}
-    for by in ("model", "base-model", "project", "day"):
-        report = views.monthly(conn, book, MONTH, by, now=AFTER)
+    for by in ("model", "base-model", "project", "day", "team"):
+        report = views.monthly(conn, book, MONTH, by, now=AFTER, allocation=TEAMS)
         totals[f"monthly --by {by}"] = report.total.known
-        text = document(report)["totals"]["total_cost"]
-        totals[f"monthly --by {by} json"] = int(Decimal(text).scaleb(12))
+        doc = document(report)
+        totals[f"monthly --by {by} json"] = int(Decimal(doc["totals"]["total_cost"]).scaleb(12))
+        # a row per group, each holding only its own spend: the rows add up to the total
+        totals[f"monthly --by {by} rows"] = sum(
+            int(Decimal(r["total_cost"] or 0).scaleb(12)) for r in doc["rows"]
+        )
     chart = views.daily_chart(conn, MONTH)
     totals["html chart"] = sum(sum(day.values()) for day in chart.values())
     export = views.focus(conn, book, MONTH)
     totals["focus"] = export.total.known
-    rows = focus_csv(export).splitlines()[1:]
-    effective = [line.split(",")[12] for line in rows]  # EffectiveCost
-    totals["focus csv"] = sum(int(Decimal(v).scaleb(12)) for v in effective)
+    rows = list(csv.DictReader(io.StringIO(focus_csv(export))))
+    totals["focus csv"] = sum(int(Decimal(r["EffectiveCost"]).scaleb(12)) for r in rows)
+    tagged = views.focus(conn, book, MONTH, allocation=TEAMS)
+    totals["focus by team"] = sum(r["EffectiveCost"] for r in tagged.rows)
     rec = views.reconciliation(conn, book, MONTH, Decimal(2), now=AFTER)
     totals["reconcile"] = int(rec.totals["computed_cost"].scaleb(12))
     org = Budget("org", Decimal(1000), "monthly", channels=("log",))
     status = evaluate(conn, org, datetime.fromtimestamp(AFTER, UTC), MONTH.period())
     totals["budget spend"] = status.spend
+    at = datetime.fromtimestamp(AFTER, UTC)
+    totals["budgets per team"] = sum(
+        evaluate(
+            conn, Budget(t, Decimal(1), "monthly", teams=(t,)), at, MONTH.period(), TEAMS
+        ).spend
+        for t in (*TEAMS.names, UNALLOCATED)
+    )
     assert status.forecast is not None
     totals["forecast"] = status.forecast.point
     whatif = views.whatif(conn, book, MONTH, "gpt-4.1")

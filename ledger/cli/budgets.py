@@ -198,7 +198,7 @@ def forecast(
         for budget in config.budgets:
             if budget.period != "monthly":
                 continue
-            state = evaluate(conn, budget, at, period)
+            state = evaluate(conn, budget, at, period, config.allocation)
             rows.append(
                 {
                     "kind": "budget",

@@ -21,6 +21,7 @@ from ledger.settings import Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+    from ledger.allocation import Allocation
     from ledger.period import Month
     from ledger.pricebook import PriceBook
 
@@ -52,6 +53,13 @@ class AppContext:
 
             self._pricebook = load_pricebook(self.settings.config_file("prices.toml"))
         return self._pricebook
+
+    @property
+    def allocation(self) -> Allocation:
+        """Teams from allocation.toml (the bundled one defines none)."""
+        from ledger.allocation import load_allocation
+
+        return load_allocation(self.settings.config_file("allocation.toml"))
 
     def close(self) -> None:
         if self._engine is not None:

@@ -41,5 +41,6 @@ def focus(
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
-        export = focus_view(conn, app_ctx.pricebook, the_month, Account(account_id, account_name))
+        account = Account(account_id, account_name)
+        export = focus_view(conn, app_ctx.pricebook, the_month, account, app_ctx.allocation)
     write_text(focus_csv(export), output)

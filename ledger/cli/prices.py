@@ -10,6 +10,7 @@ import typer
 from ledger.cli.common import Format, FormatOption, app_context, day_option, emit
 from ledger.errors import PricingError
 from ledger.period import utc_date
+from ledger.pricebook import tier_of
 
 app = typer.Typer(
     help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True
@@ -28,7 +29,8 @@ def check(ctx: typer.Context) -> None:
 
 @app.command("list")
 def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
-    """List every model with its aliases and the prices in force today.
+    """List every model with its aliases and the prices in force today: one line for
+    standard processing, then one per service tier the book prices (flex, priority).
 
     Example: ftledger prices list --format csv
     """
@@ -36,28 +38,36 @@ def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
     today = utc_date(int(time.time()))
     rows: list[dict[str, Any]] = []
     for spec in book:
-        base = book.price_at(spec.name, today)
-        tuned = book.price_at(f"ft:{spec.name}", today)
-        rows.append(
-            {
-                "model": spec.name,
-                "aliases": ",".join(spec.aliases),
-                "encoding": spec.encoding,
-                "training_context": spec.training_context,
-                "input": str(base.input) if base else None,
-                "cached_input": str(base.cached_input) if base and base.cached_input else None,
-                "output": str(base.output) if base else None,
-                "ft_training": _training(tuned),
-                "ft_input": str(tuned.input) if tuned else None,
-                "ft_output": str(tuned.output) if tuned else None,
-            }
-        )
+        for tier in ("", *spec.tiers):
+            base = book.price_at(spec.name, today, tier)
+            tuned = book.price_at(f"ft:{spec.name}", today, tier)
+            rows.append(
+                {
+                    "model": spec.name,
+                    "tier": tier or "standard",
+                    "aliases": ",".join(spec.aliases),
+                    "encoding": spec.encoding,
+                    "training_context": spec.training_context,
+                    "input": _text(base, "input"),
+                    "cached_input": _text(base, "cached_input"),
+                    "output": _text(base, "output"),
+                    "ft_training": _training(tuned),
+                    "ft_input": _text(tuned, "input"),
+                    "ft_cached_input": _text(tuned, "cached_input"),
+                    "ft_output": _text(tuned, "output"),
+                }
+            )
     emit(
         fmt,
         rows,
         list(rows[0]) if rows else ["model"],
         title=f"Prices in force on {today} (USD per 1M tokens)",
     )
+
+
+def _text(row: Any, name: str) -> str | None:
+    value = getattr(row, name) if row is not None else None
+    return None if value is None else str(value)
 
 
 def _training(row: Any) -> str | None:
@@ -75,20 +85,29 @@ def show(
     at: Annotated[
         str | None, typer.Option(help="UTC date YYYY-MM-DD (default: today).", show_default=False)
     ] = None,
+    tier: Annotated[
+        str,
+        typer.Option(help="Service tier as the Usage API reports it (flex, priority, ...)."),
+    ] = "default",
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Show the prices that apply to MODEL at a date: dated, undated, fine-tuned or checkpoint.
+    """Show the prices that apply to MODEL at a date: dated, undated, fine-tuned or checkpoint,
+    in a service tier (default: standard).
 
-    Example: ftledger prices show ft:gpt-3.5-turbo-0613:acme::8x2 --at 2023-09-01 --format json
+    Example: ftledger prices show o4-mini --tier flex --at 2025-06-01 --format json
     """
     book = app_context(ctx).pricebook
     on = day_option(at, "--at") or utc_date(int(time.time()))
     resolved = book.resolve(model)
-    row = book.price_at(model, on)
+    priced_tier = tier_of(tier)
+    row = book.price_at(model, on, priced_tier)
     if resolved.spec is None or row is None:
-        reason = "is not in the price book" if resolved.spec is None else f"has no price on {on}"
+        where = f" in the {priced_tier} tier" if priced_tier else ""
+        reason = (
+            "is not in the price book" if resolved.spec is None else f"has no price{where} on {on}"
+        )
         raise PricingError(f"{model} {reason}")
-    base_row = book.base_price_at(model, on)
+    base_row = book.base_price_at(model, on, priced_tier)
     base_prices = base_row.as_strings() if base_row else {}
     doc = {
         "model": model,
@@ -98,6 +117,8 @@ def show(
         "encoding": resolved.spec.encoding,
         "training_context": resolved.spec.training_context,
         "at": on.isoformat(),
+        "tier": priced_tier or "standard",
+        "tiers": ["standard", *resolved.spec.tiers],
         "effective": row.effective.isoformat(),
         "currency": book.currency,
         "prices": row.as_strings(),
@@ -109,6 +130,7 @@ def show(
     ]
     title = (
         f"{model} -> {resolved.base_model} ({'fine-tuned' if resolved.fine_tuned else 'base'}), "
-        f"row effective {row.effective}, {book.currency} per 1M tokens"
+        f"{priced_tier or 'standard'} tier, row effective {row.effective}, "
+        f"{book.currency} per 1M tokens"
     )
     emit(fmt, rows, ["price", "value", "base_value"], document=doc, title=title)

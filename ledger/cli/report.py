@@ -28,6 +28,7 @@ class GroupBy(StrEnum):
     model = "model"
     base_model = "base-model"
     project = "project"
+    team = "team"
     day = "day"
 
 
@@ -67,7 +68,8 @@ def monthly(
     the_month = month_option(month)
     book = app_ctx.pricebook
     with app_ctx.read_connection() as conn:
-        report = views.monthly(conn, book, the_month, by.value)
+        allocation = app_ctx.allocation if by is GroupBy.team else None
+        report = views.monthly(conn, book, the_month, by.value, allocation=allocation)
         daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
         from ledger.reports.html import render_html

@@ -13,18 +13,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from ledger.allocation import Allocation
 from ledger.period import Month
 from ledger.pricebook import PriceBook
 from ledger.spend import Cost, comparable
 from ledger.store.read import FeeRow, UsageRow
 
-GROUP_BY_CHOICES: tuple[str, ...] = ("model", "base-model", "project", "day")
+GROUP_BY_CHOICES: tuple[str, ...] = ("model", "base-model", "project", "day", "team")
+NO_PROJECT = "(no project)"  # usage or fees without an OpenAI project id
 # The read model's grain each grouping needs, beyond the model.
 GRAIN: dict[str, tuple[str, ...]] = {
     "model": (),
     "base-model": (),
     "project": ("project",),
     "day": ("day",),
+    "team": ("project", "api_key"),  # what allocation.toml's rules match on, with the model
 }
 MONEY_FIELDS = ("usage_cost", "base_model_cost", "premium", "training_cost", "total_cost")
 NUMERIC_FIELDS = (
@@ -45,6 +48,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "base-model": ("base_model",),
     "project": ("project",),
     "day": ("day",),
+    "team": ("team",),
 }
 
 
@@ -154,7 +158,12 @@ class MonthlyReport:
         return [*self.key_fields, "priced", *NUMERIC_FIELDS]
 
 
-def _group_key(by: str, book: PriceBook, model: str, row: UsageRow | FeeRow) -> tuple[Any, ...]:
+def _group_key(
+    by: str, book: PriceBook, model: str, row: UsageRow | FeeRow, allocation: Allocation
+) -> tuple[Any, ...]:
+    if by == "team":
+        api_key = row.api_key if isinstance(row, UsageRow) else None
+        return (allocation.team_of(model, row.project, api_key),)
     if by == "model":
         resolved = book.resolve(model)
         return (model, resolved.base_model, resolved.fine_tuned)
@@ -163,7 +172,7 @@ def _group_key(by: str, book: PriceBook, model: str, row: UsageRow | FeeRow) -> 
     if by == "day":
         assert row.day is not None
         return (row.day.isoformat(),)
-    return (row.project,)
+    return (row.project or NO_PROJECT,)
 
 
 def comparable_models(usage: Iterable[UsageRow]) -> set[str]:
@@ -182,16 +191,22 @@ def unpriced_models(usage: Iterable[UsageRow], fees: Iterable[FeeRow]) -> list[s
 
 
 def tallies(
-    book: PriceBook, by: str, usage: Sequence[UsageRow], fees: Sequence[FeeRow]
+    book: PriceBook,
+    by: str,
+    usage: Sequence[UsageRow],
+    fees: Sequence[FeeRow],
+    allocation: Allocation | None = None,
 ) -> dict[tuple[Any, ...], Tally]:
-    """One tally per row key; comparability is decided per model over all the rows."""
+    """One tally per row key; comparability is decided per model over all the rows.
+    Each row goes to exactly one key, so the tallies add up to the total."""
     ok = comparable_models(usage)
+    teams = allocation or Allocation()
     result: dict[tuple[Any, ...], Tally] = {}
     for row in usage:
-        key = _group_key(by, book, row.model, row)
+        key = _group_key(by, book, row.model, row, teams)
         result.setdefault(key, Tally()).add_usage(row, is_comparable=row.model in ok)
     for fee in fees:
-        result.setdefault(_group_key(by, book, fee.model, fee), Tally()).add_fee(fee)
+        result.setdefault(_group_key(by, book, fee.model, fee, teams), Tally()).add_fee(fee)
     return result
 
 
@@ -210,11 +225,13 @@ def monthly_report(
     fees: Sequence[FeeRow],
     previous: Previous,
     data_start: date | None,
+    allocation: Allocation | None = None,
 ) -> MonthlyReport:
-    """The report of `month` grouped `by`, from rows at the grain GRAIN[by] requires."""
+    """The report of `month` grouped `by`, from rows at the grain GRAIN[by] requires
+    (`by="team"` splits by `allocation`'s teams, "(unallocated)" its own row)."""
     if by not in KEY_FIELDS:
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY_CHOICES)}")
-    grouped = tallies(book, by, usage, fees)
+    grouped = tallies(book, by, usage, fees, allocation)
     key_fields = KEY_FIELDS[by]
     rows = [
         {**dict(zip(key_fields, key, strict=True)), "priced": t.priced, **t.numbers()}

@@ -55,7 +55,8 @@ STREAMS: tuple[Stream, ...] = (
     Stream(FT_SUPPORT_CKPT, "proj_support", "key_support_prod", "user-bob"),
     Stream(FT_FAQ, "proj_support", "key_support_prod", "user-bob", cached=False),
     Stream(FT_LEGAL, "proj_legal", "key_legal", "user-carol", scale=2),
-    Stream(FT_LEGAL, "proj_legal", "key_legal", "user-carol", service_tier="flex"),
+    # Flex is offered on o3/o4-mini base models only (no fine-tuned flex price exists).
+    Stream("o4-mini-2025-04-16", "proj_legal", "key_legal", "user-carol", service_tier="flex"),
     Stream("gpt-4.1-mini-2025-04-14", "proj_legal", "key_legal", "user-carol", batch=True),
     Stream(FT_RESEARCH, "proj_research", "key_research", "user-dave", scale=2),
     Stream("gpt-4o-mini-2024-07-18", "proj_research", "key_research", "user-dave", scale=3),

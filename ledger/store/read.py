@@ -39,7 +39,7 @@ _deliveries = core(AlertDelivery)
 
 # --- usage and training fees ---------------------------------------------------------
 
-USAGE_GRAINS = ("day", "project", "batch", "tier")
+USAGE_GRAINS = ("day", "project", "batch", "tier", "api_key")
 # Money is summed as two exact integer sums, amount // 10^6 and amount % 10^6 (SQL's
 # truncating division keeps hi * 10^6 + lo == amount, negatives too), so a sum stays
 # exact on SQLite's 64-bit SUM up to $9.2 * 10^12, not $9.2M; PostgreSQL sums bigint as
@@ -50,6 +50,9 @@ _SPLIT = 1_000_000
 @dataclass(frozen=True)
 class UsageRow:
     """Summed usage of one group at the requested grain; dimensions not requested are None.
+
+    Grains: day, project, batch, service tier, API key id (teams are allocated from
+    project, model and key by `ledger.allocation`, outside the read model).
 
     Usage counts on the UTC day its bucket starts.
     """
@@ -65,6 +68,7 @@ class UsageRow:
     output_tokens: int
     cost: Cost
     base_cost: Cost
+    api_key: str | None = None  # the API key id ("" when ungrouped) at the api_key grain
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ def usage_rows(
         "project": _usage.c.project_id.label("project"),
         "batch": _usage.c.batch.label("batch"),
         "tier": _usage.c.service_tier.label("tier"),
+        "api_key": _usage.c.api_key_id.label("api_key"),
     }
     keys = [_usage.c.model, *(dims[g] for g in USAGE_GRAINS if g in grain)]
     query = (
@@ -147,6 +152,7 @@ def usage_rows(
                 output_tokens=int(r.output_tokens),
                 cost=Cost(_joined(r, "cost"), int(r.unpriced), keys_count),
                 base_cost=Cost(_joined(r, "base"), int(r.base_unpriced), keys_count),
+                api_key=values["api_key"] if "api_key" in grain else None,
             )
         )
     return rows
