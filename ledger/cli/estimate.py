@@ -57,7 +57,7 @@ def _lazy_progress(description: str, total: int) -> Iterator[Callable[[int], Non
 def estimate(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Training file (JSONL, chat or preference).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to fine-tune.")],
+    model: Annotated[str, typer.Option("--model", help="Model to fine-tune.")],
     epochs: Annotated[
         int | None,
         typer.Option(min=1, max=100, help="Epochs (default: the cookbook rule from the size)."),
@@ -192,7 +192,7 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
     """
     from ledger.store.estimates import compare_estimates
 
-    rows = [c.as_dict() for c in compare_estimates(app_context(ctx).engine)]
+    rows = [c.as_dict() for c in compare_estimates(app_context(ctx).existing_engine)]
     columns = [
         "estimate_id",
         "file",
@@ -210,7 +210,7 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
 
 def breakeven(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", "-m", help="The fine-tuned (or base) model.")],
+    model: Annotated[str, typer.Option("--model", help="The fine-tuned (or base) model.")],
     base_prompt_tokens: Annotated[
         int, typer.Option(min=0, help="Prompt tokens per request on the base model.")
     ],

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, day_option, emit
+from ledger.cli.common import (
+    ColumnsOption,
+    Format,
+    FormatOption,
+    TableChoice,
+    WideOption,
+    app_context,
+    day_option,
+    emit,
+)
 from ledger.errors import PricingError
 from ledger.period import utc_date
 
@@ -27,7 +36,12 @@ def check(ctx: typer.Context) -> None:
 
 
 @app.command("list")
-def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+def list_models(
+    ctx: typer.Context,
+    fmt: FormatOption = Format.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
+) -> None:
     """List every model with its aliases and the prices in force today.
 
     Example: ftledger prices list --format csv
@@ -52,11 +66,26 @@ def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
                 "ft_output": str(tuned.output) if tuned else None,
             }
         )
+    from ledger.reports.table import Column
+
+    table = [
+        Column("model", kind="name"),
+        Column("aliases", kind="note", default=False),
+        Column("encoding", default=False),
+        Column("training_context", "training context", kind="count", default=False),
+        Column("input"),
+        Column("cached_input", "cached input"),
+        Column("output"),
+        Column("ft_training", "ft training"),
+        Column("ft_input", "ft input"),
+        Column("ft_output", "ft output"),
+    ]
     emit(
         fmt,
         rows,
-        list(rows[0]) if rows else ["model"],
-        title=f"Prices in force on {today} (USD per 1M tokens)",
+        table,
+        title=f"Prices in force on {today} (USD per 1M tokens; ft = fine-tuned; /h = per hour)",
+        choice=TableChoice(columns, wide),
     )
 
 
