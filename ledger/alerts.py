@@ -257,6 +257,8 @@ def _deliver_one(
         forecast=None if row.forecast_pico is None else from_pico(row.forecast_pico),
         scope=json.loads(row.scope),
         idempotency_key=row.idempotency_key,
+        evaluated_at=row.decided_at,
+        link=getattr(config, "public_url", None),  # [http] public_url, once it exists
     )
     error: str | None = None
     try:

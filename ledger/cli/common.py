@@ -124,7 +124,9 @@ class AppContext:
         if missing is not None:
             from ledger.errors import StoreError
 
-            folder = "" if missing.parent.is_dir() else f" (the folder {missing.parent} does not exist)"
+            folder = (
+                "" if missing.parent.is_dir() else f" (the folder {missing.parent} does not exist)"
+            )
             raise StoreError(f"no ledger at {missing}{folder}; {NO_LEDGER_HINT}")
         return self.engine
 

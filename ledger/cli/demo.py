@@ -31,12 +31,11 @@ def demo(
 
     Example: ftledger demo --db demo.db
     """
+    from ledger.cli.common import AppContext
     from ledger.demo import run_demo
     from ledger.pricebook import load_pricebook
     from ledger.resources import bundled_config_dir
     from ledger.store.engine import open_engine, redact_url
-
-    from ledger.cli.common import AppContext
 
     root = ctx.find_root().obj
     if db is None and isinstance(root, AppContext):

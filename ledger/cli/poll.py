@@ -179,6 +179,9 @@ def status(
 ) -> None:
     """Per source: the last successful poll, how far behind it is, and the last error.
 
+    Exits 1 when a source's last poll failed or its last success is older than two
+    poll intervals (for cron jobs and health checks); the table is printed either way.
+
     Example: ftledger status --format json
     """
     from ledger.secrets import mask
@@ -207,6 +210,23 @@ def status(
             }
         )
     emit(fmt, rows, STATUS_TABLE, title="Poll status", choice=TableChoice(columns, wide))
+    interval = config.every_minutes * 60
+    unhealthy = []
+    for name in names:
+        mark = marks.get(name)
+        if mark is None:
+            continue
+        if mark.consecutive_failures:
+            unhealthy.append(f"{name} failed its last poll")
+        elif mark.last_success_at is not None and at - mark.last_success_at > 2 * interval:
+            unhealthy.append(f"{name} lags {lag_text(at - mark.last_success_at)}")
+    if unhealthy:
+        typer.echo(
+            f"ftledger: unhealthy: {'; '.join(unhealthy)} "
+            f"(more than 2 poll intervals of {config.every_minutes} min, or failing)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def lag_text(seconds: int) -> str:
