@@ -153,7 +153,7 @@ def test_email_goes_through_smtp_with_login():
     body, attachment = message.get_payload()
     assert "Budget support-bot is at 82.5 % of $500.00" in body.get_payload()
     assert "{" not in body.get_payload()  # readable text; the JSON is an attachment
-    assert json.loads(attachment.get_payload())["budget"] == "support-bot"
+    assert json.loads(attachment.get_payload(decode=True))["budget"] == "support-bot"
 
 
 def test_starttls_is_required_when_asked_for():

@@ -179,11 +179,9 @@ def test_all_formats_agree_to_the_last_digit(engine, book, cli, by):
     doc = report_json(cli, "--month", "2024-11", "--by", by)
     key = {"model": "model", "project": "project", "day": "day", "base-model": "base_model"}[by]
     expected = {r[key]: r for r in doc["rows"]}
-    run = lambda fmt, *more: (
-        cli(  # noqa: E731
-            "report", "monthly", "--month", "2024-11", "--by", by, "-f", fmt, *more
-        ).stdout
-    )
+    def run(fmt: str, *more: str) -> str:
+        args = ("report", "monthly", "--month", "2024-11", "--by", by, "-f", fmt, *more)
+        return cli(*args).stdout
 
     csv_rows = list(csv.DictReader(io.StringIO(run("csv"))))
     assert list(csv_rows[0]) == list(doc["rows"][0])  # CSV columns are the JSON row keys
