@@ -26,7 +26,7 @@ from typing import Any
 from ledger.dataset import LineIssue, ScanStats
 from ledger.errors import PricingError
 from ledger.money import from_pico, per_token_pico
-from ledger.pricebook import PriceBook
+from ledger.pricebook import PriceBook, unknown_model
 
 DEFAULT_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
@@ -173,7 +173,7 @@ def training_price(
     resolved = pricebook.resolve(model)
     spec = resolved.spec
     if spec is None:
-        raise PricingError(f"{model!r} is not in the price book ({pricebook.source})")
+        raise unknown_model(pricebook, model)
     row = pricebook.price_at("ft:" + resolved.base_model, on)
     if row is None:
         raise PricingError(f"{resolved.base_model} has no fine-tuning price in force on {on}")

@@ -19,6 +19,7 @@ from ledger.cli.common import (
 )
 from ledger.errors import PricingError
 from ledger.period import utc_date
+from ledger.pricebook import unknown_model
 
 app = typer.Typer(
     help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True
@@ -114,9 +115,10 @@ def show(
     on = day_option(at, "--at") or utc_date(int(time.time()))
     resolved = book.resolve(model)
     row = book.price_at(model, on)
-    if resolved.spec is None or row is None:
-        reason = "is not in the price book" if resolved.spec is None else f"has no price on {on}"
-        raise PricingError(f"{model} {reason}")
+    if resolved.spec is None:
+        raise unknown_model(book, model)
+    if row is None:
+        raise PricingError(f"{model} has no price on {on}")
     base_row = book.base_price_at(model, on)
     base_prices = base_row.as_strings() if base_row else {}
     doc = {
