@@ -179,7 +179,11 @@ def training_price(
         raise PricingError(f"{resolved.base_model} has no fine-tuning price in force on {on}")
     note = None
     if row.training is None:
-        note = "billed per training hour: tokens cannot price this fine-tune"
+        hourly = f" at ${row.training_hour} per hour" if row.training_hour is not None else ""
+        note = (
+            f"billed per training hour{hourly} (reinforcement fine-tuning): "
+            "tokens cannot price this fine-tune"
+        )
     return resolved.base_model, spec.encoding, spec.training_context, row.training, note
 
 

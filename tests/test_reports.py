@@ -179,6 +179,7 @@ def test_all_formats_agree_to_the_last_digit(engine, book, cli, by):
     doc = report_json(cli, "--month", "2024-11", "--by", by)
     key = {"model": "model", "project": "project", "day": "day", "base-model": "base_model"}[by]
     expected = {r[key]: r for r in doc["rows"]}
+
     def run(fmt: str, *more: str) -> str:
         args = ("report", "monthly", "--month", "2024-11", "--by", by, "-f", fmt, *more)
         return cli(*args).stdout
@@ -265,7 +266,9 @@ def test_html_is_one_offline_file_with_both_charts(engine, book, cli, tmp_path):
     assert 'aria-label="Daily spend by model"' in page
     assert 'aria-label="Fine-tuned cost beside base-model cost"' in page
     assert page.count("<rect") >= 5  # daily bars plus the paired bars
-    assert ">13.1064875<" in page  # the exact total in the detail table
+    assert ">$13.11<" in page  # the total in dollars in the detail table
+    assert "Data as of 2024-11-" in page
+    assert 'aria-label="Daily spend by model"' in page and "training fees" in page
     assert MYSTERY in page  # the unpriced model is called out
 
 

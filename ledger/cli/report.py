@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -90,9 +91,10 @@ def monthly(
         report = views.monthly(conn, book, the_month, by.value)
         daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
+        from ledger.period import iso_utc
         from ledger.reports.html import render_html
 
-        text = render_html(report, daily)
+        text = render_html(report, daily, generated_at=iso_utc(int(time.time())))
     elif fmt is ReportFormat.table:
         text = _table(report, columns, wide)
     else:

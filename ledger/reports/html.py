@@ -208,7 +208,7 @@ def _daily_chart(daily: dict[str, dict[str, int]], currency: str) -> str:
             base -= h
             out.append(
                 f'<rect x="{x}" y="{base}" width="{bar}" height="{h}" fill="{colors[model]}">'
-                f"<title>{escape(day)} {escape(model)}: {_axis_label(cost)}</title></rect>"
+                f"<title>{escape(day)} {escape(model)}: {usd(cost)}</title></rect>"
             )
         if i % 2 == 0 or len(days) <= 16:
             out.append(
@@ -273,8 +273,8 @@ def _comparison_chart(report: MonthlyReport) -> str:
             yy = y + j * bar_h
             out.append(
                 f'<rect x="{label_w}" y="{yy}" width="{w}" height="{bar_h - 2}" fill="{color}">'
-                f"<title>{escape(model)} {what}: {_axis_label(cost)}</title></rect>"
-                f'<text x="{label_w + w + 4}" y="{yy + bar_h - 4}">{_axis_label(cost)}</text>'
+                f"<title>{escape(model)} {what}: {usd(cost)}</title></rect>"
+                f'<text x="{label_w + w + 4}" y="{yy + bar_h - 4}">{usd(cost)}</text>'
             )
     out.append("</svg>")
     out.append(

@@ -124,10 +124,19 @@ def render(
         console.print(table)
     lines = [line.rstrip() for line in capture.get().splitlines()]
     lines = [line for line in lines if line.strip() or not lines]
-    out = ([title, ""] if title else []) + lines
+    out = ([*_wrap(title, width), ""] if title else []) + lines
     if footer:
-        out += ["", *footer]
+        out += ["", *(part for line in footer for part in _wrap(line, width))]
     return "\n".join(out) + "\n"
+
+
+def _wrap(line: str, width: int | None) -> list[str]:
+    """A title or footer line, wrapped at spaces to `width` (tables never wrap)."""
+    import textwrap
+
+    if width is None or len(line) <= width:
+        return [line]
+    return textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False)
 
 
 def _fit(
@@ -143,20 +152,21 @@ def _fit(
     if total <= width or not (names or notes):
         return body, foot
     excess = total - width
-    for i in [*notes, *sorted(names, key=lambda i: -widths[i])]:
-        floor = MIN_NOTE_WIDTH if columns[i].kind == "note" else MIN_NAME_WIDTH
-        cut = min(excess, widths[i] - max(floor, len(columns[i].label)))
-        if cut <= 0:
-            continue
-        widths[i] -= cut
-        excess -= cut
-        for row in [*body, *foot]:
-            if columns[i].kind == "note":
-                row[i] = row[i] if len(row[i]) <= widths[i] else row[i][: widths[i] - 1] + "…"
-            else:
-                row[i] = shorten_middle(row[i], widths[i])
-        if excess <= 0:
-            break
+    for floor_name, floor_note in ((MIN_NAME_WIDTH, MIN_NOTE_WIDTH), (6, 8)):
+        for i in [*notes, *sorted(names, key=lambda i: -widths[i])]:
+            floor = floor_note if columns[i].kind == "note" else floor_name
+            cut = min(excess, widths[i] - max(floor, min(len(columns[i].label), floor)))
+            if cut <= 0:
+                continue
+            widths[i] -= cut
+            excess -= cut
+            for row in [*body, *foot]:
+                if columns[i].kind == "note":
+                    row[i] = row[i] if len(row[i]) <= widths[i] else row[i][: widths[i] - 1] + "…"
+                else:
+                    row[i] = shorten_middle(row[i], widths[i])
+            if excess <= 0:
+                return body, foot
     return body, foot
 
 
