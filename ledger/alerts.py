@@ -347,6 +347,8 @@ def _deliver_one(
         scope=json.loads(row.scope),
         idempotency_key=row.idempotency_key,
         detail=None if row.detail is None else json.loads(row.detail),
+        evaluated_at=row.decided_at,
+        link=getattr(config, "public_url", None),  # [http] public_url, once it exists
     )
     error: str | None = None
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ledger.errors import PricingError
 from ledger.money import from_pico, per_token_pico, to_pico
-from ledger.pricebook import PriceBook
+from ledger.pricebook import PriceBook, unknown_model
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def breakeven(
 ) -> Breakeven:
     resolved = book.resolve(model)
     if resolved.spec is None:
-        raise PricingError(f"{model!r} is not in the price book ({book.source})")
+        raise unknown_model(book, model)
     base = book.base_price_at(model, on)
     tuned = book.price_at("ft:" + resolved.base_model, on)
     if base is None or tuned is None:

@@ -26,7 +26,7 @@ from typing import Any
 from ledger.dataset import LEGACY, LineIssue, ScanStats
 from ledger.errors import InputError, PricingError, Problem
 from ledger.money import from_pico, per_token_pico
-from ledger.pricebook import PriceBook
+from ledger.pricebook import PriceBook, unknown_model
 
 DEFAULT_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
@@ -177,13 +177,17 @@ def training_price(
     resolved = pricebook.resolve(model)
     spec = resolved.spec
     if spec is None:
-        raise PricingError(f"{model!r} is not in the price book ({pricebook.source})")
+        raise unknown_model(pricebook, model)
     row = pricebook.price_at("ft:" + resolved.base_model, on)
     if row is None:
         raise PricingError(f"{resolved.base_model} has no fine-tuning price in force on {on}")
     note = None
     if row.training is None:
-        note = "billed per training hour: tokens cannot price this fine-tune"
+        hourly = f" at ${row.training_hour} per hour" if row.training_hour is not None else ""
+        note = (
+            f"billed per training hour{hourly} (reinforcement fine-tuning): "
+            "tokens cannot price this fine-tune"
+        )
     return resolved.base_model, spec.encoding, spec.training_context, row.training, note
 
 

@@ -36,6 +36,7 @@ from ledger.budgets import Channel
 from ledger.deadline import Deadline, SocketWatchdog
 from ledger.errors import DeliveryError
 from ledger.money import display
+from ledger.reports.text import usd
 from ledger.secrets import mask
 
 TIMEOUT_SECONDS = 10.0
@@ -57,6 +58,19 @@ class Alert:
     scope: dict[str, list[str]] = field(default_factory=dict)
     idempotency_key: str = ""
     detail: dict[str, Any] | None = None  # kind "anomaly": baseline and drivers
+    currency: str = "USD"
+    evaluated_at: int | None = None  # unix seconds of the decision
+    top_models: tuple[tuple[str, Decimal], ...] = ()  # the biggest spenders in scope
+    unpriced_models: tuple[str, ...] = ()
+    link: str | None = None  # [http] public_url, when the service has one
+
+    @property
+    def used_percent(self) -> Decimal | None:
+        """What the figure that crossed the threshold is, in percent of the amount."""
+        figure = self.forecast if self.kind == "forecast" else self.spend
+        if figure is None or not self.amount:
+            return None
+        return figure * 100 / self.amount
 
     def payload(self) -> dict[str, Any]:
         """The webhook body: decimal strings for money, a number for the threshold."""
@@ -77,6 +91,8 @@ class Alert:
             "forecast": display(self.forecast),
             "scope": self.scope,
             "idempotency_key": self.idempotency_key,
+            "currency": self.currency,
+            "evaluated_at": _iso(self.evaluated_at),
         }
 
     def _anomaly_payload(self) -> dict[str, Any]:
@@ -97,43 +113,69 @@ class Alert:
             "models": detail.get("models", []),
             "scope": self.scope,
             "idempotency_key": self.idempotency_key,
+            "currency": self.currency,
+            "evaluated_at": _iso(self.evaluated_at),
         }
 
+    def subject(self) -> str:
+        """The email subject: budget, the actual percent, the amount, the period."""
+        if self.kind == "anomaly":
+            return f"[ftledger] {self.budget}: spend anomaly on {self.period}"
+        what = "forecast" if self.kind == "forecast" else "spend"
+        return (
+            f"[ftledger] {self.budget}: {what} at {_pct(self.used_percent)} of "
+            f"{usd(self.amount, self.currency)} ({self.period}, threshold "
+            f"{self.threshold.normalize():f} %)"
+        )
+
     def text(self) -> str:
-        """One readable sentence, for Slack and email."""
+        """Readable lines, for Slack and email: what crossed, by how much, where to look."""
         if self.kind == "anomaly":
             return self._anomaly_text()
-        threshold = f"{self.threshold.normalize():f}%"
-        amount = display(self.amount, 2)
+        amount = usd(self.amount, self.currency)
+        used = _pct(self.used_percent)
+        threshold = f"{self.threshold.normalize():f} %"
         if self.kind == "forecast":
             head = (
-                f"Budget {self.budget} is forecast to reach {threshold} of ${amount} "
-                f"in {self.period}: forecast ${display(self.forecast, 2)}, "
-                f"spent so far ${display(self.spend, 2)}."
+                f"Budget {self.budget} is forecast at {used} of {amount} in {self.period} "
+                f"(threshold {threshold}): forecast {usd(self.forecast, self.currency)}, "
+                f"spent so far {usd(self.spend, self.currency)}."
             )
         else:
+            forecast = (
+                f", forecast {usd(self.forecast, self.currency)}"
+                if self.forecast is not None
+                else ""
+            )
             head = (
-                f"Budget {self.budget} has reached {threshold} of ${amount} in {self.period}: "
-                f"spent ${display(self.spend, 2)}"
-                + (
-                    f", forecast ${display(self.forecast, 2)}."
-                    if self.forecast is not None
-                    else "."
-                )
+                f"Budget {self.budget} is at {used} of {amount} in {self.period} "
+                f"(threshold {threshold}): spent {usd(self.spend, self.currency)}{forecast}."
             )
         models = ", ".join(self.scope.get("models", [])) or "all models"
         projects = ", ".join(self.scope.get("projects", [])) or "all projects"
-        return f"{head}\nScope: {models}; {projects}."
+        lines = [head, f"Scope: {models}; {projects}."]
+        if self.top_models:
+            top = ", ".join(f"{m} {usd(v, self.currency)}" for m, v in self.top_models)
+            lines.append(f"Top models: {top}.")
+        if self.unpriced_models:
+            lines.append(
+                "Unpriced models (their cost is not counted): "
+                + ", ".join(self.unpriced_models)
+                + "."
+            )
+        if self.link:
+            lines.append(f"Details: {self.link}")
+        return "\n".join(lines)
 
     def _anomaly_text(self) -> str:
         drivers = (self.detail or {}).get("models", [])
         head = (
-            f"Spend anomaly {self.budget} on {self.period}: spent ${display(self.spend, 2)}, "
-            f"against a usual ${display(self.amount, 2)}."
+            f"Spend anomaly {self.budget} on {self.period}: spent "
+            f"{usd(self.spend, self.currency)}, against a usual {usd(self.amount, self.currency)}."
         )
         driven = ", ".join(
-            f"{d['model']} ${display(Decimal(d['spend']), 2)}"
-            f" (usually ${display(Decimal(d['baseline']), 2)})"
+            f"{d['model']} {usd(Decimal(d['spend']), self.currency)}"
+            f" (usually {usd(Decimal(d['baseline']), self.currency)})"
             for d in drivers
         )
         models = ", ".join(self.scope.get("models", [])) or "all models"
@@ -143,6 +185,23 @@ class Alert:
             + (f"\nDriven by: {driven}." if driven else "")
             + (f"\nScope: {models}; {projects}.")
         )
+
+
+def _pct(value: Decimal | None) -> str:
+    """`123 %` for whole percents, else one decimal: `87.5 %`."""
+    if value is None:
+        return "n/a"
+    rounded = value.quantize(Decimal("0.1"))
+    text = f"{rounded:f}".removesuffix(".0")
+    return f"{text} %"
+
+
+def _iso(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    from ledger.period import iso_utc
+
+    return iso_utc(seconds)
 
 
 def deliver(
@@ -291,18 +350,18 @@ def _send_smtp(channel: Channel, alert: Alert, timeout: float, dog: SocketWatchd
     implicit_tls = parts.scheme == "smtps"
     port = parts.port or (465 if implicit_tls else 587 if starttls else 25)
     message = EmailMessage()
-    message["Subject"] = (
-        f"[ftledger] {alert.budget}: spend anomaly on {alert.period}"
-        if alert.kind == "anomaly"
-        else f"[ftledger] {alert.budget}: {alert.kind} spend at "
-        f"{alert.threshold.normalize():f}% of budget ({alert.period})"
-    )
+    message["Subject"] = alert.subject()
     message["From"] = channel.sender
     message["To"] = ", ".join(channel.to)
     message["Message-ID"] = f"<{alert.idempotency_key}@ftledger>"
     message["X-Idempotency-Key"] = alert.idempotency_key
     message.set_content(
-        alert.text() + "\n\n" + json.dumps(alert.payload(), indent=2, sort_keys=True) + "\n"
+        alert.text() + "\n\n-- \nftledger budget alert " + alert.idempotency_key + "\n"
+    )
+    message.add_attachment(
+        json.dumps(alert.payload(), indent=2, sort_keys=True) + "\n",
+        subtype="json",
+        filename="alert.json",
     )
     where = f"email channel {channel.name!r}"
     context = ssl.create_default_context()

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import PriceBookError, Problem
+from ledger.errors import PriceBookError, PricingError, Problem
 from ledger.money import D, per_token_pico
 from ledger.tomlfile import read_toml
 
@@ -439,3 +439,20 @@ def _effective(value: Any, key: str, problem: Any) -> date | None:
             pass
     problem(key, f"{value!r} is not a date (YYYY-MM-DD)" if value is not None else "is required")
     return None
+
+
+def unknown_model(book: PriceBook, name: str) -> PricingError:
+    """The one wording for a model the book does not know, with the closest names:
+    `unknown model 'gpt-4o-mni' (not in prices.toml); did you mean 'gpt-4o-mini'?`"""
+    import difflib
+
+    prefix, base = "", name
+    if name.startswith("ft:"):
+        prefix, base = "ft:", name.split(":")[1] if name.count(":") >= 1 else name[3:]
+    known = [n for spec in book for n in (spec.name, *spec.aliases)]
+    close = difflib.get_close_matches(base, known, n=2, cutoff=0.6)
+    source = Path(book.source).name if book.source else "the price book"
+    hint = ""
+    if close:
+        hint = "; did you mean " + " or ".join(repr(prefix + c) for c in close) + "?"
+    return PricingError(f"unknown model {name!r} (not in {source}){hint}")

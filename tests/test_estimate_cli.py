@@ -54,7 +54,7 @@ def test_json_report_has_the_documented_fields(cli, toy):
 def test_table_report_and_epochs_override(cli, toy):
     result = cli("estimate", str(toy), "--model", "gpt-3.5-turbo-0613", "--epochs", "2")
     assert result.exit_code == 0, result.stderr
-    assert "8612" in result.stdout  # 4,306 × 2
+    assert "8,612" in result.stdout  # 4,306 × 2
     assert "truncated" in result.stdout
 
 

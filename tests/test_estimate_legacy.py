@@ -90,7 +90,7 @@ def test_the_cli_refuses_with_one_clear_line(cli, tmp_path):
     assert result.exit_code != 0
     assert "davinci-002 is fine-tuned from prompt/completion files" in result.stderr
     assert "Traceback" not in result.stderr
-    ok = cli("estimate", str(write(tmp_path / "l.jsonl", PAIRS)), "-m", "davinci-002")
+    ok = cli("estimate", str(write(tmp_path / "l.jsonl", PAIRS)), "--model", "davinci-002")
     assert ok.exit_code == 0, ok.stderr
     assert "prompt_completion" in ok.stdout
 

@@ -46,9 +46,9 @@ def test_clean_file_passes_moderation(cli, isolated, sandbox):
     path.write_text("\n".join(_line(f"q{i}") for i in range(5)) + "\n")
     result = cli("estimate", str(path), "--model", "gpt-4o-mini", "--moderate")
     assert result.exit_code == 0, result.stderr
-    rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line.strip())
-    assert rows["moderation_checked_lines"].strip() == "5"
-    assert rows["moderation_flagged_lines"].strip() == "0"
+    rows = dict(line.split(":", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert rows["moderation checked lines"].strip() == "5"
+    assert rows["moderation flagged lines"].strip() == "0"
     assert "Flagged" not in result.stdout
 
 

@@ -47,6 +47,8 @@ def test_webhook_posts_the_payload_with_an_idempotency_key_header():
             "projects": ["proj_abc"],
         },
         "idempotency_key": "k" * 64,
+        "currency": "USD",
+        "evaluated_at": None,
     }
 
 
@@ -62,16 +64,38 @@ def test_slack_gets_a_readable_sentence():
     body = rx.requests[0].json()
     assert list(body) == ["text"]
     assert body["text"] == (
-        "Budget support-bot has reached 80% of $500.00 in 2026-11: spent $412.50, "
-        "forecast $630.12.\n"
+        "Budget support-bot is at 82.5 % of $500.00 in 2026-11 (threshold 80 %): "
+        "spent $412.50, forecast $630.12.\n"
         "Scope: ft:gpt-4o-mini-2024-07-18:acme:support:*; proj_abc."
     )
+
+
+def test_alert_text_names_top_and_unpriced_models_and_links_to_the_dashboard():
+    alert = Alert(
+        **{
+            **ALERT.__dict__,
+            "spend": Decimal("615"),
+            "evaluated_at": 1_790_000_000,
+            "top_models": (("ft:a", Decimal("400")), ("ft:b", Decimal("1234.5"))),
+            "unpriced_models": ("mystery",),
+            "link": "https://ledger.example/budgets",
+        }
+    )
+    text = alert.text()
+    assert text.startswith("Budget support-bot is at 123 % of $500.00 in 2026-11")
+    assert "Top models: ft:a $400.00, ft:b $1,234.50." in text
+    assert "Unpriced models (their cost is not counted): mystery." in text
+    assert text.endswith("Details: https://ledger.example/budgets")
+    assert alert.subject() == (
+        "[ftledger] support-bot: spend at 123 % of $500.00 (2026-11, threshold 80 %)"
+    )
+    assert alert.payload()["evaluated_at"] == "2026-09-21T14:13:20Z"
 
 
 def test_forecast_alert_text_says_forecast():
     alert = Alert(**{**ALERT.__dict__, "kind": "forecast", "threshold": Decimal(100)})
     assert alert.text().startswith(
-        "Budget support-bot is forecast to reach 100% of $500.00 in 2026-11: "
+        "Budget support-bot is forecast at 126 % of $500.00 in 2026-11 (threshold 100 %): "
         "forecast $630.12, spent so far $412.50."
     )
 
@@ -122,9 +146,14 @@ def test_email_goes_through_smtp_with_login():
     (envelope,) = received
     assert envelope.rcpt_tos == ["cfo@example.com", "fin@example.com"]
     message = email.message_from_bytes(envelope.content)
-    assert message["Subject"] == "[ftledger] support-bot: actual spend at 80% of budget (2026-11)"
+    assert " ".join(message["Subject"].split()) == (
+        "[ftledger] support-bot: spend at 82.5 % of $500.00 (2026-11, threshold 80 %)"
+    )
     assert message["Message-ID"].strip() == f"<{'k' * 64}@ftledger>"
-    assert "Budget support-bot has reached 80% of $500.00" in message.get_payload()
+    body, attachment = message.get_payload()
+    assert "Budget support-bot is at 82.5 % of $500.00" in body.get_payload()
+    assert "{" not in body.get_payload()  # readable text; the JSON is an attachment
+    assert json.loads(attachment.get_payload(decode=True))["budget"] == "support-bot"
 
 
 def test_starttls_is_required_when_asked_for():

@@ -227,4 +227,7 @@ def test_prices_show_json(cli):
 def test_prices_show_unknown_model_fails_cleanly(cli):
     result = cli("prices", "show", "no-such-model")
     assert result.exit_code == 1
-    assert result.stderr.strip() == "ftledger: error: no-such-model is not in the price book"
+    assert (
+        result.stderr.strip()
+        == "ftledger: error: unknown model 'no-such-model' (not in prices.toml)"
+    )

@@ -143,7 +143,8 @@ def test_a_long_outage_is_one_failing_signal_in_status_not_a_flood(
             report = sb.poll(engine, book, now=NOW + 900 * i)
             assert {s.source for s in report.failed} == {USAGE_SOURCE, COSTS_SOURCE}
         shown = cli("status", "--now", str(NOW + 3600), "--format", "json")
-        assert shown.exit_code == 0, shown.stderr
+        assert shown.exit_code == 1  # unhealthy, for cron and health checks: one line says why
+        assert shown.stderr.count("\n") == 1 and "openai.usage failed its last poll" in shown.stderr
         rows = {r["source"]: r for r in json.loads(shown.stdout)}
         failing = {name: r for name, r in rows.items() if r["failing_since"]}
         assert set(failing) == {USAGE_SOURCE, COSTS_SOURCE}  # one row each, not four

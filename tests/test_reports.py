@@ -134,20 +134,26 @@ def test_empty_month_reports_zeros_in_every_format(engine, cli):
     assert cli("report", "monthly", "--month", "2031-02", "-f", "csv").stdout.count("\n") == 1
 
 
-def parse_table(text: str) -> tuple[list[dict[str, str]], list[str]]:
-    """Rows of the text table (by model) and the numbers of its TOTAL line."""
+def parse_table(text: str, columns: list[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of the people's table asked for with `--columns` (cells hold no spaces:
+    $1,234.57, 12,345, 12.3%, n/a) and the cells of its TOTAL line."""
     lines = text.splitlines()
-    header = lines[2].split()
-    rules = [i for i, line in enumerate(lines) if line.startswith("---")]
-    rows = [dict(zip(header, line.split(), strict=True)) for line in lines[rules[0] + 1 : rules[1]]]
+    rules = [i for i, line in enumerate(lines) if line.startswith("─")]
+    body = lines[rules[0] + 1 : rules[1]]
+    rows = [dict(zip(columns, line.split(), strict=True)) for line in body]
     total = lines[rules[1] + 1].split()
     assert total[0] == "TOTAL"
     return rows, total[1:]
 
 
 def parse_markdown(text: str) -> tuple[list[dict[str, str]], list[str]]:
+    """Markdown rows keyed like the JSON rows (headers are labels), and the TOTAL cells."""
+    from ledger.reports.render import NUMBER_COLUMNS
+
+    labels = {c.label: c.key for c in NUMBER_COLUMNS}
     table = [line for line in text.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
+    header = [labels.get(h, h.replace(" ", "_")) for h in header]
     cells = [[c.strip().strip("*") for c in line.strip("|").split("|")] for line in table[2:]]
     rows = [dict(zip(header, c, strict=True)) for c in cells[:-1]]
     assert cells[-1][0] == "TOTAL"
@@ -158,26 +164,42 @@ def as_text(value) -> str:
     return "n/a" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def for_people(field: str, value) -> str:
+    """How a JSON number reads in the table and Markdown ($, separators, 1-decimal %)."""
+    from ledger.reports.render import NUMBER_COLUMNS
+    from ledger.reports.text import people_cell
+
+    kind = next(c.kind for c in NUMBER_COLUMNS if c.key == field)
+    return people_cell(kind, value)
+
+
 @pytest.mark.parametrize("by", ["model", "project", "day", "base-model"])
 def test_all_formats_agree_to_the_last_digit(engine, book, cli, by):
     seed_november(engine, book)
     doc = report_json(cli, "--month", "2024-11", "--by", by)
     key = {"model": "model", "project": "project", "day": "day", "base-model": "base_model"}[by]
     expected = {r[key]: r for r in doc["rows"]}
-    run = lambda fmt: cli("report", "monthly", "--month", "2024-11", "--by", by, "-f", fmt).stdout  # noqa: E731
+
+    def run(fmt: str, *more: str) -> str:
+        args = ("report", "monthly", "--month", "2024-11", "--by", by, "-f", fmt, *more)
+        return cli(*args).stdout
 
     csv_rows = list(csv.DictReader(io.StringIO(run("csv"))))
     assert list(csv_rows[0]) == list(doc["rows"][0])  # CSV columns are the JSON row keys
     md_rows, md_total = parse_markdown(run("markdown"))
-    tb_rows, tb_total = parse_table(run("table"))
+    columns = [key, *NUMBERS]
+    tb_rows, tb_total = parse_table(run("table", "--wide", "--columns", ",".join(columns)), columns)
     assert len(csv_rows) == len(md_rows) == len(tb_rows) == len(expected) > 0
-    for parsed in (csv_rows, md_rows, tb_rows):
+    for row in csv_rows:  # machines: the exact digits
+        want = expected[row[key]]
+        for field in NUMBERS:
+            assert (row[field] or "n/a") == as_text(want[field]), (field, row[key])
+    for parsed in (md_rows, tb_rows):  # people: the same numbers, rounded for reading
         for row in parsed:
             want = expected[row[key]]
             for field in NUMBERS:
-                got = row[field]
-                assert (got or "n/a") == as_text(want[field]), (field, row[key])
-    totals = [as_text(doc["totals"][f]) for f in NUMBERS]
+                assert row[field] == for_people(field, want[field]), (field, row[key])
+    totals = [for_people(f, doc["totals"][f]) for f in NUMBERS]
     assert md_total == totals
     assert tb_total == totals
 
@@ -204,8 +226,7 @@ def test_table_and_markdown_show_previous_month_and_change(engine, book, cli):
     }
     for fmt in ("table", "markdown"):
         out = cli("report", "monthly", "--month", "2024-11", "-f", fmt).stdout
-        assert "Previous month 2024-10 total_cost: 15.300000" in out
-        assert "Change: -2.1935125 (-14.34%)" in out
+        assert "Previous month 2024-10: $15.30; change -$2.19 (-14.3%)" in out
 
 
 def test_default_month_is_the_current_utc_month(engine, book, cli):
@@ -245,7 +266,9 @@ def test_html_is_one_offline_file_with_both_charts(engine, book, cli, tmp_path):
     assert 'aria-label="Daily spend by model"' in page
     assert 'aria-label="Fine-tuned cost beside base-model cost"' in page
     assert page.count("<rect") >= 5  # daily bars plus the paired bars
-    assert ">13.1064875<" in page  # the exact total in the detail table
+    assert ">$13.11<" in page  # the total in dollars in the detail table
+    assert "Data as of 2024-11-" in page
+    assert 'aria-label="Daily spend by model"' in page and "training fees" in page
     assert MYSTERY in page  # the unpriced model is called out
 
 

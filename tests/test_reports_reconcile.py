@@ -97,7 +97,9 @@ def test_reconcile_formats_carry_the_same_numbers(engine, book, cli):
     assert csv_out[0] == "day,computed_cost,billed_cost,variance,variance_pct,flagged,likely_cause"
     assert csv_out[3].startswith("2024-11-03,0.300000,0.250000,-0.050000,-16.67,true,")
     table = cli("reconcile", "--month", "2024-11").stdout
-    assert "TOTAL" in table and doc["totals"]["billed_cost"] in table
+    assert doc["totals"]["billed_cost"] == "4.250000000000000004"  # exact, never a float
+    total = next(line for line in table.splitlines() if line.startswith("TOTAL")).split()
+    assert total[1:4] == ["$4.20", "$4.25", "$0.05"]  # people read dollars and cents
     assert "2 day(s) flagged" in table
 
 

@@ -71,4 +71,4 @@ def test_whatif_table_has_a_total_line(engine, book, cli):
     post(engine, book, usage(FT, "2025-06-01T00:00", inp=1_000_000))
     out = cli("report", "whatif", "--month", "2025-06", "--model", "gpt-4.1").stdout
     total = next(line for line in out.splitlines() if line.startswith("TOTAL")).split()
-    assert total[-4:] == ["0.300000", "2.000000", "1.700000", "566.67"]
+    assert total[-4:] == ["$0.30", "$2.00", "$1.70", "566.7%"]

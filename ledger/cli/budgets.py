@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit, now_option
+from ledger.cli.common import (
+    ColumnsOption,
+    Format,
+    FormatOption,
+    TableChoice,
+    WideOption,
+    app_context,
+    emit,
+    now_option,
+)
 from ledger.period import utc_now
 
 if TYPE_CHECKING:
@@ -111,7 +120,13 @@ def _status_row(status: BudgetStatus) -> dict[str, Any]:
 
 
 @app.command("status")
-def status(ctx: typer.Context, fmt: FormatOption = Format.table, now: NowOption = None) -> None:
+def status(
+    ctx: typer.Context,
+    fmt: FormatOption = Format.table,
+    now: NowOption = None,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
+) -> None:
     """Per budget: spend this period, % used, forecast, projected crossing, alerts sent.
 
     Reads the ledger only; channel secrets are not needed.
@@ -119,36 +134,45 @@ def status(ctx: typer.Context, fmt: FormatOption = Format.table, now: NowOption 
     Example: ftledger budgets status --format csv
     """
     from ledger.alerts import budget_config, budget_statuses
+    from ledger.reports.table import Column
 
     app_ctx = app_context(ctx)
     config = budget_config(app_ctx.settings, resolve_secrets=False)
-    rows = [_status_row(s) for s in budget_statuses(app_ctx.engine, config, _now(now))]
-    columns = [
-        "budget",
-        "period",
-        "amount",
-        "spend",
-        "used_percent",
-        "forecast",
-        "forecast_low",
-        "forecast_high",
-        "method",
-        "crosses_on",
-        "alerted",
-        "unpriced_models",
+    engine = app_ctx.existing_engine
+    rows = [_status_row(s) for s in budget_statuses(engine, config, _now(now))]
+    table = [
+        Column("budget", kind="name"),
+        Column("period"),
+        Column("amount", kind="money"),
+        Column("spend", kind="money"),
+        Column("used_percent", "used", kind="pct"),
+        Column("forecast", kind="money"),
+        Column("forecast_low", "low", kind="money", default=False),
+        Column("forecast_high", "high", kind="money", default=False),
+        Column("method", default=False),
+        Column("crosses_on", "crosses on"),
+        Column("alerted", kind="note"),
+        Column("unpriced_models", "unpriced", kind="note", default=False),
     ]
     title = f"Budgets ({config.source})" if rows else f"No budgets defined in {config.source}"
-    emit(fmt, rows, columns, title=title)
+    emit(fmt, rows, table, title=title, choice=TableChoice(columns, wide))
 
 
 def forecast(
     ctx: typer.Context,
     month: Annotated[
         str | None,
-        typer.Option(help="UTC month YYYY-MM (default: the current month).", show_default=False),
+        typer.Option(
+            "--month",
+            "-m",
+            help="UTC month YYYY-MM (default: the current month).",
+            show_default=False,
+        ),
     ] = None,
     fmt: FormatOption = Format.table,
     now: NowOption = None,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Month-end spend per model and in total, with a 90% interval, and the day each
     monthly budget would be crossed.
@@ -163,6 +187,7 @@ def forecast(
     from ledger.alerts import budget_config, evaluate
     from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
     from ledger.period import parse_month, period_containing
+    from ledger.reports.table import Column
     from ledger.spend import by_day, first_day
     from ledger.views import day_costs
 
@@ -209,15 +234,21 @@ def forecast(
                     "crosses_on": state.crosses_on.isoformat() if state.crosses_on else None,
                 }
             )
-    columns = [
-        "kind",
-        "name",
-        "spend",
-        "forecast",
-        "forecast_low",
-        "forecast_high",
-        "method",
-        "budget_amount",
-        "crosses_on",
+    table = [
+        Column("kind"),
+        Column("name", kind="name"),
+        Column("spend", kind="money"),
+        Column("forecast", kind="money"),
+        Column("forecast_low", "low", kind="money"),
+        Column("forecast_high", "high", kind="money"),
+        Column("method", default=False),
+        Column("budget_amount", "budget", kind="money"),
+        Column("crosses_on", "crosses on"),
     ]
-    emit(fmt, rows, columns, title=f"Spend forecast for {period.label} as of {today} (USD)")
+    emit(
+        fmt,
+        rows,
+        table,
+        title=f"Spend forecast for {period.label} as of {today} (USD)",
+        choice=TableChoice(columns, wide),
+    )

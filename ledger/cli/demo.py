@@ -14,6 +14,7 @@ from ledger.cli.common import Format, FormatOption, write_text
 
 
 def demo(
+    ctx: typer.Context,
     db: Annotated[
         str | None,
         typer.Option(
@@ -30,11 +31,15 @@ def demo(
 
     Example: ftledger demo --db demo.db
     """
+    from ledger.cli.common import AppContext
     from ledger.demo import run_demo
     from ledger.pricebook import load_pricebook
     from ledger.resources import bundled_config_dir
     from ledger.store.engine import open_engine, redact_url
 
+    root = ctx.find_root().obj
+    if db is None and isinstance(root, AppContext):
+        db = root.explicit_db  # `ftledger --db demo.db demo` means the same
     book = load_pricebook(bundled_config_dir() / "prices.toml")
     scratch = None if db else Path(tempfile.mkdtemp(prefix="ftledger-demo-"))
     url = _as_url(db) if db else f"sqlite:///{Path(str(scratch)) / 'demo.db'}"
@@ -52,7 +57,9 @@ def demo(
 
 
 def _as_url(db: str) -> str:
-    return db if "://" in db else f"sqlite:///{Path(db).resolve()}"
+    from ledger.cli.common import as_database_url
+
+    return as_database_url(db)
 
 
 def _header(run: Any, kept: str | None, redact: Any) -> None:

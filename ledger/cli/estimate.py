@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ledger.cli.common import (
+    ColumnsOption,
     Format,
     FormatOption,
+    TableChoice,
+    WideOption,
     app_context,
     day_option,
     emit,
@@ -56,7 +59,7 @@ def _lazy_progress(description: str, total: int) -> Iterator[Callable[[int], Non
 
 def estimate(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to fine-tune.")],
+    model: Annotated[str, typer.Option("--model", help="Model to fine-tune.")],
     file: Annotated[
         Path | None,
         typer.Argument(
@@ -230,11 +233,7 @@ def _print_report(fmt: Format, result: Estimate, document: dict[str, Any]) -> No
     if fmt is Format.csv:
         emit(fmt, [summary], list(summary))
         return
-    emit_table(
-        [{"field": k, "value": v} for k, v in summary.items()],
-        ["field", "value"],
-        title=f"Estimate for {result.file}",
-    )
+    sys.stdout.write(_key_values(f"Estimate for {result.file}", summary))
     for label, issues, counts in (
         ("Errors", result.errors, result.error_counts),
         ("Warnings", result.warnings, result.warning_counts),
@@ -260,6 +259,40 @@ def _print_report(fmt: Format, result: Estimate, document: dict[str, Any]) -> No
         )
 
 
+_MONEY_KEYS = frozenset({"cost"})
+_COUNT_KEYS = frozenset(
+    {
+        "lines",
+        "examples",
+        "dataset_tokens",
+        "billing_tokens",
+        "max_tokens_per_example",
+        "examples_truncated",
+        "trained_tokens",
+    }
+)
+
+
+def _key_values(title: str, summary: dict[str, Any]) -> str:
+    """`label: value` lines, aligned, in people's numbers (tokens 12,345; cost $1.23)."""
+    from ledger.reports.text import count, people_cell
+
+    def shown(key: str, value: Any) -> str:
+        if key in _MONEY_KEYS:
+            return people_cell("money", value)
+        if key in _COUNT_KEYS or key.startswith("tokens_") or key.startswith("moderation_"):
+            return count(value) if isinstance(value, int) else str(value)
+        if key == "training_price":
+            return f"${value} per 1M tokens"
+        return people_cell("text", value)
+
+    labels = {k: k.replace("_", " ") + ":" for k in summary}
+    width = max((len(v) for v in labels.values()), default=0)
+    lines = [title, ""]
+    lines += [f"{labels[k].ljust(width)} {shown(k, v)}" for k, v in summary.items()]
+    return "\n".join(lines) + "\n"
+
+
 def _moderate(file: Path) -> dict[str, Any]:
     from ledger.moderation import moderate_file
 
@@ -278,7 +311,12 @@ def _record(app_ctx: Any, file: Path, result: Estimate, file_id: str) -> int:
     )
 
 
-def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+def report_estimates(
+    ctx: typer.Context,
+    fmt: FormatOption = Format.table,
+    table_columns: ColumnsOption = None,
+    wide: WideOption = False,
+) -> None:
     """Recorded estimates against the trained tokens and cost of the jobs that trained
     their files, with the error in percent of the actual, then the calibration in one
     line (median, mean absolute and range of the token errors).
@@ -290,21 +328,29 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
     from ledger.estimate import calibration
     from ledger.store.estimates import compare_estimates
 
-    comparisons = compare_estimates(app_context(ctx).engine)
+    comparisons = compare_estimates(app_context(ctx).existing_engine)
     rows = [c.as_dict() for c in comparisons]
+    from ledger.reports.table import Column
+
     columns = [
-        "estimate_id",
-        "file",
-        "model",
-        "job_id",
-        "estimated_trained_tokens",
-        "actual_trained_tokens",
-        "tokens_error_pct",
-        "estimated_cost",
-        "actual_cost",
-        "cost_error_pct",
+        Column("estimate_id", "id", default=False),
+        Column("file", kind="name"),
+        Column("model", kind="name"),
+        Column("job_id", "job"),
+        Column("estimated_trained_tokens", "est. tokens", kind="count"),
+        Column("actual_trained_tokens", "actual tokens", kind="count"),
+        Column("tokens_error_pct", "tok err", kind="pct", default=False),
+        Column("estimated_cost", "est. cost", kind="money"),
+        Column("actual_cost", "actual cost", kind="money"),
+        Column("cost_error_pct", "cost err", kind="pct"),
     ]
-    emit(fmt, rows, columns, title="Estimates against actual training (USD)")
+    emit(
+        fmt,
+        rows,
+        columns,
+        title="Estimates against actual training (USD)",
+        choice=TableChoice(table_columns, wide),
+    )
     if fmt is Format.table:
         summary = calibration(
             [c.tokens_error_pct for c in comparisons if c.tokens_error_pct is not None]
@@ -318,7 +364,7 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
 
 def breakeven(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", "-m", help="The fine-tuned (or base) model.")],
+    model: Annotated[str, typer.Option("--model", help="The fine-tuned (or base) model.")],
     base_prompt_tokens: Annotated[
         int, typer.Option(min=0, help="Prompt tokens per request on the base model.")
     ],

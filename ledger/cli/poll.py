@@ -12,13 +12,17 @@ import typer
 
 from ledger.cli.common import (
     AppContext,
+    ColumnsOption,
     Format,
     FormatOption,
+    TableChoice,
+    WideOption,
     app_context,
     day_option,
     emit,
     now_option,
 )
+from ledger.reports.table import Column
 
 if TYPE_CHECKING:
     from ledger.config_file import LedgerConfig
@@ -44,6 +48,16 @@ STATUS_COLUMNS = (
     "failures",
     "last_error",
 )
+
+STATUS_TABLE = [
+    Column("source", kind="name"),
+    Column("last_success", "last success"),
+    Column("lag"),
+    Column("read_up_to", "read up to", default=False),
+    Column("failing_since", "failing since", default=False),
+    Column("failures", kind="count"),
+    Column("last_error", "last error", kind="note"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -160,8 +174,13 @@ def status(
     ctx: typer.Context,
     now: Annotated[str | None, typer.Option(hidden=True)] = None,
     fmt: FormatOption = Format.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Per source: the last successful poll, how far behind it is, and the last error.
+
+    Exits 1 when a source's last poll failed or its last success is older than two
+    poll intervals (for cron jobs and health checks); the table is printed either way.
 
     Example: ftledger status --format json
     """
@@ -172,7 +191,7 @@ def status(
     at = now_option(now)
     at = int(time.time()) if at is None else at
     config = load_config(app_ctx)
-    marks = {m.source: m for m in read_watermarks(app_ctx.engine)}
+    marks = {m.source: m for m in read_watermarks(app_ctx.existing_engine)}
     names = [s.name for s in openai_specs(config, environ={})]
     names += sorted(set(marks) - set(names))
     rows = []
@@ -190,7 +209,24 @@ def status(
                 "last_error": mask(mark.last_error) if mark and mark.last_error else None,
             }
         )
-    emit(fmt, rows, STATUS_COLUMNS, title="Poll status")
+    emit(fmt, rows, STATUS_TABLE, title="Poll status", choice=TableChoice(columns, wide))
+    interval = config.every_minutes * 60
+    unhealthy = []
+    for name in names:
+        mark = marks.get(name)
+        if mark is None:
+            continue
+        if mark.consecutive_failures:
+            unhealthy.append(f"{name} failed its last poll")
+        elif mark.last_success_at is not None and at - mark.last_success_at > 2 * interval:
+            unhealthy.append(f"{name} lags {lag_text(at - mark.last_success_at)}")
+    if unhealthy:
+        typer.echo(
+            f"ftledger: unhealthy: {'; '.join(unhealthy)} "
+            f"(more than 2 poll intervals of {config.every_minutes} min, or failing)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def lag_text(seconds: int) -> str:

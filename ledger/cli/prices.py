@@ -7,10 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, day_option, emit
+from ledger.cli.common import (
+    ColumnsOption,
+    Format,
+    FormatOption,
+    TableChoice,
+    WideOption,
+    app_context,
+    day_option,
+    emit,
+)
 from ledger.errors import PricingError
 from ledger.period import utc_date
-from ledger.pricebook import tier_of
+from ledger.pricebook import tier_of, unknown_model
 
 app = typer.Typer(
     help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True
@@ -28,7 +37,12 @@ def check(ctx: typer.Context) -> None:
 
 
 @app.command("list")
-def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+def list_models(
+    ctx: typer.Context,
+    fmt: FormatOption = Format.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
+) -> None:
     """List every model with its aliases and the prices in force today: one line for
     standard processing, then one per service tier the book prices (flex, priority).
 
@@ -57,11 +71,28 @@ def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
                     "ft_output": _text(tuned, "output"),
                 }
             )
+    from ledger.reports.table import Column
+
+    table = [
+        Column("model", kind="name"),
+        Column("tier"),
+        Column("aliases", kind="note", default=False),
+        Column("encoding", default=False),
+        Column("training_context", "training context", kind="count", default=False),
+        Column("input"),
+        Column("cached_input", "cached input"),
+        Column("output"),
+        Column("ft_training", "ft training"),
+        Column("ft_input", "ft input"),
+        Column("ft_cached_input", "ft cached", default=False),
+        Column("ft_output", "ft output"),
+    ]
     emit(
         fmt,
         rows,
-        list(rows[0]) if rows else ["model"],
-        title=f"Prices in force on {today} (USD per 1M tokens)",
+        table,
+        title=f"Prices in force on {today} (USD per 1M tokens; ft = fine-tuned; /h = per hour)",
+        choice=TableChoice(columns, wide),
     )
 
 
@@ -101,12 +132,11 @@ def show(
     resolved = book.resolve(model)
     priced_tier = tier_of(tier)
     row = book.price_at(model, on, priced_tier)
-    if resolved.spec is None or row is None:
+    if resolved.spec is None:
+        raise unknown_model(book, model)
+    if row is None:
         where = f" in the {priced_tier} tier" if priced_tier else ""
-        reason = (
-            "is not in the price book" if resolved.spec is None else f"has no price{where} on {on}"
-        )
-        raise PricingError(f"{model} {reason}")
+        raise PricingError(f"{model} has no price{where} on {on}")
     base_row = book.base_price_at(model, on, priced_tier)
     base_prices = base_row.as_strings() if base_row else {}
     doc = {

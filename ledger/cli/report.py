@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.cli.common import Format, FormatOption, app_context, emit, month_option, write_text
+from ledger.cli.common import (
+    ColumnsOption,
+    Format,
+    FormatOption,
+    OutputOption,
+    TableChoice,
+    WideOption,
+    app_context,
+    check_output,
+    emit,
+    month_option,
+    output_format,
+    write_text,
+)
 
 if TYPE_CHECKING:
-    pass
+    from ledger.reports.monthly import MonthlyReport
 
 app = typer.Typer(help="Spend reports.", no_args_is_help=True)
 
@@ -36,10 +49,6 @@ MonthOption = Annotated[
     str | None,
     typer.Option("--month", "-m", help="UTC month YYYY-MM (default: this month to date)."),
 ]
-OutputOption = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write to FILE instead of stdout.", dir_okay=False),
-]
 
 
 @app.command("monthly")
@@ -49,21 +58,33 @@ def monthly(
     by: Annotated[GroupBy, typer.Option("--by", help="One row per this.")] = GroupBy.model,
     fmt: Annotated[
         ReportFormat,
-        typer.Option("--format", "-f", help="table, json, csv, markdown or html."),
+        typer.Option(
+            "--format",
+            "-f",
+            case_sensitive=False,
+            help="table, json, csv, markdown or html (default: from --output's extension, "
+            "else table).",
+        ),
     ] = ReportFormat.table,
     output: OutputOption = None,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """What each model cost in a month, what its base model would have cost, and training.
 
-    Money is exact decimal text (at least 6 decimals); a model without a price shows its
-    tokens with null costs and is listed as unpriced. HTML is one self-contained file with
-    charts (daily spend by model; fine-tuned against base-model cost).
+    The table shows what a reader needs (model, requests, tokens in/out, cost, base cost,
+    premium %, training, total) in dollars, fitted to the terminal; --wide or --columns
+    show more. JSON and CSV carry exact decimal text (at least 6 decimals); a model
+    without a price shows its tokens with null costs and is listed as unpriced. HTML is
+    one self-contained file with charts (daily spend by model, training fees apart).
 
-    Example: ftledger report monthly --month 2026-10 --format html --output oct.html
+    Example: ftledger report monthly --month 2026-10 --output oct.html
     """
     from ledger import views
     from ledger.reports import render
 
+    fmt = output_format(ctx, fmt, output)
+    out = check_output(output)
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     book = app_ctx.pricebook
@@ -72,17 +93,29 @@ def monthly(
         report = views.monthly(conn, book, the_month, by.value, allocation=allocation)
         daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
+        from ledger.period import iso_utc
         from ledger.reports.html import render_html
 
-        text = render_html(report, daily)
+        text = render_html(report, daily, generated_at=iso_utc(int(time.time())))
+    elif fmt is ReportFormat.table:
+        text = _table(report, columns, wide)
     else:
         text = {
-            ReportFormat.table: render.render_table,
             ReportFormat.json: render.render_json,
             ReportFormat.csv: render.render_csv,
             ReportFormat.markdown: render.render_markdown,
         }[fmt](report)
-    write_text(text, output)
+    write_text(text, out)
+
+
+def _table(report: MonthlyReport, columns: str | None, wide: bool) -> str:
+    from ledger.reports import render
+    from ledger.reports.table import ColumnChoiceError
+
+    try:
+        return render.render_table(report, columns=columns, wide=wide)
+    except ColumnChoiceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--columns") from None
 
 
 @app.command("whatif")
@@ -95,6 +128,8 @@ def whatif(
     month: MonthOption = None,
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """The month's usage re-priced as if it had run on another model, against actual cost.
 
@@ -106,16 +141,43 @@ def whatif(
     """
     from ledger import views
     from ledger.reports.documents import whatif_document
+    from ledger.reports.table import Column
     from ledger.reports.whatif import COLUMNS
 
+    fmt = output_format(ctx, fmt, output)
+    out = check_output(output)
     app_ctx = app_context(ctx)
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         result = views.whatif(conn, app_ctx.pricebook, the_month, model)
     document = whatif_document(result)
     total = {"model": "TOTAL", **document["totals"]}
-    rows = document["rows"] if fmt is not Format.table else [*document["rows"], total]
+    total.pop("priced", None)
     title = f"What if {result.month} had run on {model} ({result.currency})"
-    emit(fmt, rows, COLUMNS, document=document, title=title, out=output)
-    if fmt is Format.table and result.target_unpriced_days:
-        write_text(f"{model} had no price on: {', '.join(result.target_unpriced_days)}\n", output)
+    footer = []
+    if result.target_unpriced_days:
+        footer.append(f"{model} had no price on: {', '.join(result.target_unpriced_days)}")
+    table = [
+        Column("model", kind="name"),
+        Column("priced", kind="bool", default=False),
+        Column("requests", kind="count"),
+        Column("input_tokens", "tokens in", kind="count"),
+        Column("cached_input_tokens", "cached in", kind="count", default=False),
+        Column("output_tokens", "tokens out", kind="count"),
+        Column("actual_cost", "actual", kind="money"),
+        Column("whatif_cost", "what-if", kind="money"),
+        Column("difference", kind="money"),
+        Column("difference_pct", "diff %", kind="pct"),
+    ]
+    assert [c.key for c in table] == list(COLUMNS)
+    emit(
+        fmt,
+        document["rows"],
+        table,
+        document=document,
+        title=title,
+        out=out,
+        totals=[total],
+        footer=footer,
+        choice=TableChoice(columns, wide),
+    )

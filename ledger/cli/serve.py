@@ -4,11 +4,54 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from ledger.cli.common import app_context
+
+# Per-request and per-job chatter: shown with --verbose only.
+CHATTY_LOGGERS = ("httpx", "httpcore", "openai", "apscheduler", "uvicorn.access")
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per event: time (UTC), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        event = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            event["error"] = record.exc_info[0].__name__
+        return json.dumps(event, ensure_ascii=False)
+
+
+def configure_logging(fmt: LogFormat, verbose: bool = False) -> None:
+    """One line per event with its level, on stderr; HTTP chatter only with --verbose."""
+    import time
+
+    handler = logging.StreamHandler()
+    if fmt is LogFormat.json:
+        handler.setFormatter(JsonLines())
+    else:
+        text = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s")
+        text.converter = time.gmtime
+        handler.setFormatter(text)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def serve(
@@ -26,6 +69,15 @@ def serve(
     no_alerts: Annotated[
         bool, typer.Option("--no-alerts", help="Skip the budget check after each poll.")
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format", case_sensitive=False, help="text (one line per event) or json."
+        ),
+    ] = LogFormat.text,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log HTTP requests and scheduler detail.")
+    ] = False,
 ) -> None:
     """Poll every source on a schedule (UTC), then run the budget check; stop with Ctrl-C
     or SIGTERM. Several replicas may share one PostgreSQL database: one polls at a time.
@@ -38,9 +90,7 @@ def serve(
     from ledger.service import serve as run_scheduler
     from ledger.sync import openai_specs
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_format, verbose)
     for handler in logging.getLogger().handlers:  # every logger's lines, httpx's too
         handler.addFilter(MaskingFilter())
     log = logging.getLogger("ledger.serve")

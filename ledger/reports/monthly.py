@@ -255,14 +255,21 @@ def monthly_report(
 def daily_cost_by_model(
     month: Month, usage: Sequence[UsageRow], fees: Sequence[FeeRow]
 ) -> dict[str, dict[str, int]]:
-    """Known cost (usage and training) per ISO day and model, for the daily chart.
+    """Known cost per ISO day and model for the daily chart; training fees are one
+    series of their own (TRAINING_SERIES), so a fee never reads as an inference spike.
 
     Known costs only, as in the totals, so the bars add up to the report's total.
     """
     days: dict[str, dict[str, int]] = {d.isoformat(): {} for d in month.days()}
-    rows: list[UsageRow | FeeRow] = [*usage, *fees]
-    for row in rows:
+    rows: list[tuple[str, UsageRow | FeeRow]] = [
+        *((r.model, r) for r in usage),
+        *((TRAINING_SERIES, f) for f in fees),
+    ]
+    for series, row in rows:
         assert row.day is not None
-        per_model = days[row.day.isoformat()]
-        per_model[row.model] = per_model.get(row.model, 0) + row.cost.known
+        per_series = days[row.day.isoformat()]
+        per_series[series] = per_series.get(series, 0) + row.cost.known
     return days
+
+
+TRAINING_SERIES = "training fees"

@@ -11,8 +11,10 @@ import io
 import json
 from typing import Any
 
-from ledger.reports.monthly import MONEY_FIELDS, NUMERIC_FIELDS, MonthlyReport
-from ledger.reports.text import cell, money_text, percent_text
+from ledger.reports.monthly import MONEY_FIELDS, MonthlyReport
+from ledger.reports.table import Column, choose, terminal_width
+from ledger.reports.table import render as render_people
+from ledger.reports.text import cell, money_text, people_cell, percent, percent_text, usd
 
 
 def text_numbers(numbers: dict[str, Any]) -> dict[str, Any]:
@@ -57,25 +59,32 @@ def document(report: MonthlyReport) -> dict[str, Any]:
 
 
 def _total_row(report: MonthlyReport) -> dict[str, Any]:
-    return {report.key_fields[0]: "TOTAL", **text_numbers(report.totals)}
+    return {report.key_fields[0]: "TOTAL", **report.totals}
 
 
 def _no_data(report: MonthlyReport) -> str:
     if report.data_start is None:
         return f"No data for {report.month}: the ledger holds no usage or fees yet."
-    return f"No data for {report.month}: the ledger's data begins {report.data_start}."
+    return (
+        f"No data for {report.month}: the ledger's data begins {report.data_start} "
+        f"(try --month {report.data_start:%Y-%m})."
+    )
 
 
 def _footer(report: MonthlyReport) -> list[str]:
-    prev = previous_document(report)
-    days = f" (days 1-{prev['through_day']}, as far as this month)" if prev["through_day"] else ""
-    if prev["total_cost"] is None:
-        lines = [f"Previous month {prev['month']}{days}: no data"]
+    """The previous-month comparison and the unpriced models, in people's numbers."""
+    prev = report.previous
+    days = f" (days 1-{prev.through_day}, as far as this month)" if prev.through_day else ""
+    if not prev.has_data:
+        lines = [f"Previous month {prev.month}{days}: no data"]
     else:
-        pct = f" ({prev['change_pct']}%)" if prev["change_pct"] is not None else ""
+        change = report.total.known - prev.total.known
+        pct = percent_text(change, prev.total.known)
+        sign = "+" if change > 0 else ""
+        shown = f" ({sign}{percent(pct)})" if pct is not None else ""
         lines = [
-            f"Previous month {prev['month']}{days} total_cost: {prev['total_cost']}",
-            f"Change: {prev['change']}{pct}",
+            f"Previous month {prev.month}{days}: {usd(prev.total.known, report.currency)}; "
+            f"change {sign}{usd(change, report.currency)}{shown}"
         ]
     if report.unpriced_models:
         lines.append(
@@ -89,45 +98,86 @@ def _title(report: MonthlyReport) -> str:
     return f"Monthly report {report.month} ({report.currency}), by {report.by}"
 
 
-def render_table(report: MonthlyReport) -> str:
+_KEY_COLUMNS = {
+    "model": Column("model", kind="name"),
+    "base_model": Column("base_model", "base model", kind="name", default=False),
+    "fine_tuned": Column("fine_tuned", "fine-tuned", kind="bool", default=False),
+    "project": Column("project", kind="name"),
+    "day": Column("day"),
+}
+NUMBER_COLUMNS = (
+    Column("priced", kind="bool", default=False),
+    Column("requests", kind="count"),
+    Column("input_tokens", "tokens in", kind="count"),
+    Column("cached_input_tokens", "cached in", kind="count", default=False),
+    Column("output_tokens", "tokens out", kind="count"),
+    Column("usage_cost", "cost", kind="money"),
+    Column("base_model_cost", "base cost", kind="money"),
+    Column("premium", kind="money", default=False),
+    Column("premium_pct", "premium %", kind="pct"),
+    Column("training_tokens", "training tokens", kind="count", default=False),
+    Column("training_cost", "training", kind="money"),
+    Column("total_cost", "total", kind="money"),
+)
+
+
+def table_columns(report: MonthlyReport) -> list[Column]:
+    """Every column of the report's table; the default ones are what a reader needs."""
+    keys = [_KEY_COLUMNS[k] for k in report.key_fields]
+    if report.by == "base-model":
+        keys = [Column("base_model", "base model", kind="name")]
+    return [*keys, *NUMBER_COLUMNS]
+
+
+def render_table(
+    report: MonthlyReport,
+    *,
+    columns: str | None = None,
+    wide: bool = False,
+    width: int | None = None,
+) -> str:
+    """The people's table: chosen columns (`--columns`, `--wide`), fitted to `width`
+    (default: the terminal's), a totals row and the previous-month line."""
     if not report.has_data:
         return f"{_title(report)}\n\n{_no_data(report)}\n"
-    columns = report.columns
-    body = [[cell(text_numbers(r).get(c)) for c in columns] for r in report.rows]
-    total = [cell(_total_row(report).get(c, "")) if c != "priced" else "" for c in columns]
-    widths = [max(len(c), *(len(row[i]) for row in [*body, total])) for i, c in enumerate(columns)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if c in _RIGHT else v.ljust(w)
-            for v, w, c in zip(cells, widths, columns, strict=True)
-        ).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    lines = [_title(report), "", line(list(columns)), rule, *(line(r) for r in body), rule]
-    lines.append(line(total))
-    lines += ["", *_footer(report)]
-    return "\n".join(lines) + "\n"
+    chosen = choose(table_columns(report), columns, wide)
+    total = _total_row(report)
+    total.pop("priced", None)
+    return render_people(
+        chosen,
+        report.rows,
+        title=_title(report),
+        totals=[total],
+        footer=_footer(report),
+        width=None if wide else (width or terminal_width()),
+        currency=report.currency,
+    )
 
 
 def render_markdown(report: MonthlyReport) -> str:
+    """Every column, in people's numbers ($1,234.57, 12,345,678, 113.2%)."""
     if not report.has_data:
         return f"# {_title(report)}\n\n{_no_data(report)}\n"
-    columns = report.columns
-    align = ["---:" if c in _RIGHT else ":---" for c in columns]
+    columns = table_columns(report)
+    align = ["---:" if c.right else ":---" for c in columns]
     lines = [
         f"# {_title(report)}",
         "",
-        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join(c.label for c in columns) + " |",
         "| " + " | ".join(align) + " |",
     ]
     for row in report.rows:
-        texts = text_numbers(row)
-        lines.append("| " + " | ".join(_md(cell(texts.get(c))) for c in columns) + " |")
+        cells = (people_cell(c.kind, row.get(c.key), report.currency) for c in columns)
+        lines.append("| " + " | ".join(_md(v) for v in cells) + " |")
     total = _total_row(report)
     lines.append(
         "| "
-        + " | ".join(f"**{_md(cell(total.get(c)))}**" if c in total else "" for c in columns)
+        + " | ".join(
+            f"**{_md(people_cell(c.kind, total[c.key], report.currency))}**"
+            if c.key in total and c.key != "priced"
+            else ""
+            for c in columns
+        )
         + " |"
     )
     lines += [""] + [f"- {line}" for line in _footer(report)]
@@ -151,6 +201,3 @@ def render_csv(report: MonthlyReport) -> str:
         texts = text_numbers(row)
         writer.writerow(["" if texts[c] is None else cell(texts[c]) for c in report.columns])
     return buffer.getvalue()
-
-
-_RIGHT = frozenset(NUMERIC_FIELDS)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger.errors import PricingError
 from ledger.period import Month
-from ledger.pricebook import PriceBook
+from ledger.pricebook import PriceBook, unknown_model
 from ledger.spend import Cost
 from ledger.store.read import UsageRow
 
@@ -67,9 +67,9 @@ def whatif_report(book: PriceBook, month: Month, target: str, usage: Sequence[Us
     """Actual cost against the target's cost for every model used in `month`, from
     usage rows at the (model, day, batch) grain."""
     resolved = book.resolve(target)
-    if resolved.spec is None or not (
-        resolved.spec.fine_tuned_prices if resolved.fine_tuned else resolved.spec.prices
-    ):
+    if resolved.spec is None:
+        raise unknown_model(book, target)
+    if not (resolved.spec.fine_tuned_prices if resolved.fine_tuned else resolved.spec.prices):
         raise PricingError(f"the price book has no price for {target!r}")
     models: dict[str, _Model] = {}
     for row in usage:
