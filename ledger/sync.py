@@ -28,9 +28,20 @@ from ledger.config_file import LedgerConfig
 from ledger.deadline import BoundedReader, Deadline
 from ledger.domain import CostObservation, JobObservation, UsageObservation
 from ledger.errors import AuthError, Interrupted, LedgerError, SourceError, UpstreamError
-from ledger.period import Month, day_start, floor_to, iso_utc
+from ledger.money import per_token_pico
+from ledger.period import Month, day_start, floor_to, iso_utc, utc_date
 from ledger.pricebook import PriceBook
+from ledger.pricing import UsagePricer
 from ledger.secrets import mask, refuse_credentials
+from ledger.sources.checks import (
+    Rejection,
+    UsagePage,
+    check_costs,
+    check_jobs,
+    check_usage,
+    summary,
+    usage_gap,
+)
 from ledger.store.billed import CostKey, mirror_costs
 from ledger.store.errors import in_transaction, translate
 from ledger.store.jobs import upsert_job
@@ -92,6 +103,7 @@ class SourceReport:
     position: int | None = None
     unpriced_models: set[str] = field(default_factory=set)
     error: str | None = None
+    rejected: list[Rejection] = field(default_factory=list)  # skipped upstream values
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -164,6 +176,10 @@ def poll_sources(
                     _poll_jobs(engine, book, reader, spec, report, at)
                 else:
                     raise ValueError(f"unknown source kind {spec.kind!r}")
+            if report.rejected:  # posted without them: recorded, the poll not healthy
+                report.error = mask(summary(report.rejected))
+                log.warning("polling %s: %s", spec.name, report.error)
+                record_failure(engine, spec.name, report.error, at)
         except Interrupted:
             log.info("polling %s abandoned: stopping", spec.name)
             reports.append(report)
@@ -228,10 +244,20 @@ def _poll_usage(
     progress: Progress | None,
     halt: Callable[[], bool],
 ) -> None:
+    pricer = UsagePricer(book)
+    width = config.bucket_seconds
+
     def read(start: int, end: int) -> Any:
-        observations = [
-            obs for page in reader.usage_pages(start, end, config.bucket_width) for obs in page
-        ]
+        pages = list(reader.usage_pages(start, end, config.bucket_width))
+        observations, rejected = check_usage(
+            (obs for page in pages for obs in page), (start, end), pricer.price
+        )
+        covered = [page for page in pages if isinstance(page, UsagePage)]
+        if covered and len(covered) == len(pages):  # a reader that says which buckets
+            buckets = [b for page in covered for b in page.buckets]
+            gap = usage_gap(buckets, start, min(end, floor_to(now, width)))
+            rejected += [gap] if gap else []
+        report.rejected += rejected
         indexed, conflicts = index_observations(observations)
         if conflicts:
             first = conflicts[0]
@@ -272,7 +298,11 @@ def _poll_costs(
     halt: Callable[[], bool],
 ) -> None:
     def read(start: int, end: int) -> Any:
-        return _index_costs(obs for page in reader.cost_pages(start, end) for obs in page)
+        lines, rejected = check_costs(
+            (obs for page in reader.cost_pages(start, end) for obs in page), (start, end)
+        )
+        report.rejected += rejected
+        return _index_costs(lines)
 
     def post(conn: Connection, lines: Any, start: int, end: int) -> PostResult:
         written = mirror_costs(conn, lines, start, end, now)
@@ -354,7 +384,8 @@ def _poll_jobs(
     report: SourceReport,
     now: int,
 ) -> None:
-    jobs = _latest_jobs(reader.jobs(spec.project or None))
+    jobs, rejected = check_jobs(_latest_jobs(reader.jobs(spec.project or None)), _fee_rate(book))
+    report.rejected += rejected
 
     def write(conn: Connection) -> tuple[int, int]:
         changed = fees = 0
@@ -457,6 +488,18 @@ def _index_costs(lines: Iterable[CostObservation]) -> dict[CostKey, CostObservat
 
 
 # --- jobs ----------------------------------------------------------------------------
+
+
+def _fee_rate(book: PriceBook) -> Callable[[JobObservation], int | None]:
+    """Pico-USD per trained token of a job's fee, as post_training_fee would price it."""
+
+    def rate(job: JobObservation) -> int | None:
+        if job.finished_at is None:
+            return None
+        row = book.price_at(f"ft:{job.model}", utc_date(job.finished_at))
+        return per_token_pico(row.training) if row and row.training is not None else None
+
+    return rate
 
 
 def _latest_jobs(jobs: Iterable[JobObservation]) -> list[JobObservation]:
