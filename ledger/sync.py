@@ -24,10 +24,18 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.config_file import LedgerConfig
+from ledger.config_file import LedgerConfig, base_url_problem
 from ledger.deadline import BoundedReader, Deadline
 from ledger.domain import CostObservation, JobObservation, UsageObservation
-from ledger.errors import AuthError, Interrupted, LedgerError, SourceError, UpstreamError
+from ledger.errors import (
+    AuthError,
+    ConfigError,
+    Interrupted,
+    LedgerError,
+    Problem,
+    SourceError,
+    UpstreamError,
+)
 from ledger.money import per_token_pico
 from ledger.period import Month, day_start, floor_to, iso_utc, utc_date
 from ledger.pricebook import PriceBook
@@ -192,6 +200,18 @@ def poll_sources(
             record_failure(engine, spec.name, report.error, at)
         reports.append(report)
     return CycleReport(reports)
+
+
+EARLIEST_SINCE = date(2020, 1, 1)
+
+
+def since_problem(since: date, now: int) -> str | None:
+    """Why a poll cannot start reading at `since`, or None."""
+    if since < EARLIEST_SINCE:
+        return f"{since} is before {EARLIEST_SINCE}: OpenAI has no usage to read that early"
+    if day_start(since) > now:
+        return f"{since} is in the future"
+    return None
 
 
 def default_since(now: int) -> date:
@@ -427,6 +447,8 @@ def openai_specs(
     env = os.environ if environ is None else environ
     base_url = config.base_url or env.get("OPENAI_BASE_URL") or None
     refuse_credentials(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
+    if not config.base_url and base_url and (bad := base_url_problem(base_url)):
+        raise ConfigError([Problem("OPENAI_BASE_URL", bad)])
 
     def opener(key_env: str, missing: str, project: str | None) -> Callable[[], Any]:
         def open_source() -> Any:

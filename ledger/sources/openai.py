@@ -200,6 +200,9 @@ class OpenAISource:
             )
         except openai.OpenAIError as exc:
             raise SourceError(f"cannot set up the OpenAI client: {self._scrub(str(exc))}") from None
+        except Exception as exc:  # e.g. httpx's InvalidURL for a malformed base URL
+            detail = self._scrub(str(exc))[:200]
+            raise SourceError(f"cannot set up the OpenAI client: {detail}") from None
 
     # -- usage -------------------------------------------------------------------------
 
