@@ -263,6 +263,10 @@ def _name(raw: dict[str, Any], key: str, problem: Any) -> str | None:
     if len(name) > NAME_MAX:
         problem(f"{key}.name", f"is longer than {NAME_MAX} characters")
         return None
+    control = next((c for c in name if c < " " or c == "\x7f"), None)
+    if control is not None:  # NUL cannot be stored; none belongs in a name shown to people
+        problem(f"{key}.name", f"contains the control character {control!a}")
+        return None
     return name
 
 

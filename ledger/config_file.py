@@ -20,6 +20,29 @@ from ledger.tomlfile import read_toml
 
 BUCKET_WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 MAX_DEADLINE_SECONDS = 86400
+MAX_DAYS = 366  # lookback and window: OpenAI revises days, not years
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why `url` cannot be OpenAI's base URL (the setting or OPENAI_BASE_URL), or None."""
+    from urllib.parse import urlsplit
+
+    if not re.match(r"^https?://", url):
+        return "must start with http:// or https://"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname:
+        return "has no host name"
+    if has_credentials(url):
+        return "must not carry credentials"
+    return None
+
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROJECT_ID = re.compile(r"^proj_[A-Za-z0-9_-]+$")
 _VAR_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${VAR}: read at run time
@@ -147,9 +170,13 @@ def _check_values(values: dict[str, Any], problem: Any) -> None:
     if "bucket_width" in values and values["bucket_width"] not in BUCKET_WIDTHS:
         problem("poll.bucket_width", f"must be one of {', '.join(BUCKET_WIDTHS)}")
         del values["bucket_width"]
-    for key, low in (("lookback_days", 0), ("window_days", 1), ("every_minutes", 1)):
-        if key in values and values[key] < low:
-            problem(f"poll.{key}", f"must be at least {low}")
+    for key, low, high in (
+        ("lookback_days", 0, MAX_DAYS),
+        ("window_days", 1, MAX_DAYS),
+        ("every_minutes", 1, 1440 * MAX_DAYS),
+    ):
+        if key in values and not low <= values[key] <= high:
+            problem(f"poll.{key}", f"must be between {low} and {high}")
     if "max_retries" in values and not 0 <= values["max_retries"] <= 10:
         problem("openai.max_retries", "must be between 0 and 10")
     if "timeout_seconds" in values and not 0 < values["timeout_seconds"] <= 600:
@@ -162,10 +189,8 @@ def _check_values(values: dict[str, Any], problem: Any) -> None:
             problem(f"poll.{key}", f"must be more than 0 and at most {MAX_DEADLINE_SECONDS}")
     if "admin_key_env" in values:
         _check_env_name(values["admin_key_env"], "openai.admin_key_env", problem)
-    if "base_url" in values and not re.match(r"^https?://", values["base_url"]):
-        problem("openai.base_url", "must start with http:// or https://")
-    elif "base_url" in values and has_credentials(values["base_url"]):
-        problem("openai.base_url", "must not carry credentials")
+    if "base_url" in values and (bad := base_url_problem(values["base_url"])):
+        problem("openai.base_url", bad)
     if "cron" in values:
         try:
             cron_trigger(values["cron"])

@@ -265,7 +265,9 @@ def _not_json(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count) -> ScanStats:
+def scan_lines(
+    data: bytes, count: Count, cap: int | None, *, safe_count: Count, max_line: int | None = None
+) -> ScanStats:
     """Validate and count the lines of `data`, numbering them from 1.
 
     `count` is the fast path (tiktoken's core encoder); `safe_count` goes through
@@ -278,6 +280,9 @@ def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count)
             continue
         line = index + 1
         stats.lines += 1
+        if max_line is not None and len(raw) > max_line:
+            stats.error(line, "line_too_long", f"the line is longer than {max_line:,} bytes")
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -287,6 +292,9 @@ def scan_lines(data: bytes, count: Count, cap: int | None, *, safe_count: Count)
             obj = loads(text)
         except ValueError as exc:
             stats.error(line, "invalid_json", str(exc))
+            continue
+        except RecursionError:
+            stats.error(line, "invalid_json", "nested too deeply")
             continue
         try:
             simple = _simple_chat_tokens(obj, count)

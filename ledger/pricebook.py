@@ -24,6 +24,8 @@ KNOWN_ENCODINGS = frozenset({"cl100k_base", "o200k_base"})
 FINE_TUNED_PREFIX = "ft:"
 CHECKPOINT_MARK = "ckpt-step-"
 
+# Per 1M tokens (or per training hour); far above any real price, far below an overflow.
+MAX_PRICE = Decimal(1_000_000)
 _MODEL_KEYS = {"name", "aliases", "encoding", "training_context", "price", "fine_tuned_price"}
 _PRICE_KEYS = {"effective", "tier", "input", "cached_input", "output"}
 _FT_PRICE_KEYS = _PRICE_KEYS | {"training", "training_hour"}
@@ -279,10 +281,14 @@ def _decimal(value: Any, key: str, problem: Any) -> Decimal | None:
         problem(key, f'{value!r} is {kind}; write prices as decimal strings, e.g. "0.15"')
         return None
     try:
-        return D(value)
+        amount = D(value)
     except ValueError:
         problem(key, f"{value!r} is not a decimal")
         return None
+    if abs(amount) > MAX_PRICE:  # e.g. "1e400": no price is that, and costs would overflow
+        problem(key, f"{value!r} is too large (at most {MAX_PRICE:,} USD)")
+        return None
+    return amount
 
 
 def _parse_model(

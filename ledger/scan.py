@@ -22,15 +22,31 @@ from ledger.dataset import Count, ScanStats, scan_lines
 from ledger.errors import InputError, Problem
 
 CHUNK_BYTES = 1 << 20
+# A line longer than this is an error, located, and never held in memory whole (a 2 GB
+# file without a newline must not need gigabytes). A training example's context is at
+# most 65,536 tokens: a few hundred KB of text.
+MAX_LINE_BYTES = 32 << 20
 PARALLEL_MIN_BYTES = 4 << 20
 MEMO_MAX_CHARS = 4096  # repeated texts shorter than this are encoded once per range
 
 Progress = Callable[[int], None]  # called with the number of bytes just scanned
-Task = tuple[str, int, int, str, int | None]
+Task = tuple[str, int, int, str, int | None, int]
 
 
 def read_owned(stream: BinaryIO, start: int, end: int) -> bytes:
     """The lines that start in [start, end), each with its final b"\\n"."""
+    return read_owned_bounded(stream, start, end, None)[0]
+
+
+def read_owned_bounded(
+    stream: BinaryIO, start: int, end: int, max_line: int | None
+) -> tuple[bytes, bool]:
+    """(the lines that start in [start, end), whether one more line was too long).
+
+    A last line that runs past `end` to more than `max_line` bytes is not kept: it is
+    read past in blocks, so no line needs more memory than `max_line`; the caller
+    reports it (it is the line after the ones returned).
+    """
     if start > 0:
         stream.seek(start - 1)
         block = stream.read(end - start + 1)
@@ -40,18 +56,35 @@ def read_owned(stream: BinaryIO, start: int, end: int) -> bytes:
         stream.seek(0)
         block = stream.read(end)
     if not block or block.endswith(b"\n"):
-        return block
-    pieces = [block]
+        return block, False
+    last = block.rfind(b"\n") + 1
+    line = [block[last:]]
+    held = len(line[0])  # bytes of the last line so far, without its newline
     while True:  # the last line runs past `end`: read on to its end
+        if max_line is not None and held > max_line:
+            del line[:]
+            _skip_line(stream)
+            return block[:last], True
         more = stream.read(1 << 16)
         cut = more.find(b"\n")
         if cut >= 0:
-            pieces.append(more[: cut + 1])
+            line.append(more[: cut + 1])
+            held += cut
+            if max_line is not None and held > max_line:
+                return block[:last], True
             break
         if not more:
             break
-        pieces.append(more)
-    return b"".join(pieces)
+        line.append(more)
+        held += len(more)
+    return block[:last] + b"".join(line), False
+
+
+def _skip_line(stream: BinaryIO) -> None:
+    """Read past the rest of a line without keeping it."""
+    while more := stream.read(1 << 20):
+        if b"\n" in more:
+            return
 
 
 def _memo_count(encode: Callable[[str], list[int]]) -> Count:
@@ -73,17 +106,23 @@ def _scan_range(task: Task) -> tuple[ScanStats, int, int]:
     """Worker: (stats of the owned lines, number of owned lines, bytes covered)."""
     from ledger.tokens import get_encoding
 
-    path, start, end, encoding_name, cap = task
+    path, start, end, encoding_name, cap, max_line = task
     encoding = get_encoding(encoding_name)
     with open(path, "rb") as stream:
-        data = read_owned(stream, start, end)
+        data, too_long = read_owned_bounded(stream, start, end, max_line)
     stats = scan_lines(
         data,
         _memo_count(encoding._core_bpe.encode_ordinary),
         cap,
         safe_count=lambda text: len(encoding.encode_ordinary(text)),
+        max_line=max_line,
     )
-    return stats, data.count(b"\n"), end - start
+    lines = data.count(b"\n")
+    if too_long:  # the line after `data`, left unread
+        stats.lines += 1
+        stats.error(lines + 1, "line_too_long", f"the line is longer than {max_line:,} bytes")
+        lines += 1
+    return stats, lines, end - start
 
 
 def scan_file(
@@ -94,6 +133,7 @@ def scan_file(
     workers: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     progress: Progress | None = None,
+    max_line_bytes: int | None = None,
 ) -> ScanStats:
     """Validate and count every line of `path`; workers=1 scans in this process."""
     from ledger.tokens import get_encoding
@@ -107,8 +147,9 @@ def scan_file(
     get_encoding(encoding_name)  # load once here, so forked workers inherit it
     if workers is None:
         workers = (os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
+    max_line = MAX_LINE_BYTES if max_line_bytes is None else max_line_bytes
     tasks = [
-        (str(path), start, min(start + chunk_bytes, size), encoding_name, cap)
+        (str(path), start, min(start + chunk_bytes, size), encoding_name, cap, max_line)
         for start in range(0, size, chunk_bytes)
     ]
     total = ScanStats()

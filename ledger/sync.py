@@ -24,13 +24,32 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.config_file import LedgerConfig
+from ledger.config_file import LedgerConfig, base_url_problem
 from ledger.deadline import BoundedReader, Deadline
 from ledger.domain import CostObservation, JobObservation, UsageObservation
-from ledger.errors import AuthError, Interrupted, LedgerError, SourceError, UpstreamError
-from ledger.period import Month, day_start, floor_to, iso_utc
+from ledger.errors import (
+    AuthError,
+    ConfigError,
+    Interrupted,
+    LedgerError,
+    Problem,
+    SourceError,
+    UpstreamError,
+)
+from ledger.money import per_token_pico
+from ledger.period import Month, day_start, floor_to, iso_utc, utc_date
 from ledger.pricebook import PriceBook
+from ledger.pricing import UsagePricer
 from ledger.secrets import mask, refuse_credentials
+from ledger.sources.checks import (
+    Rejection,
+    UsagePage,
+    check_costs,
+    check_jobs,
+    check_usage,
+    summary,
+    usage_gap,
+)
 from ledger.store.billed import CostKey, mirror_costs
 from ledger.store.errors import in_transaction, translate
 from ledger.store.jobs import upsert_job
@@ -93,6 +112,7 @@ class SourceReport:
     position: int | None = None
     unpriced_models: set[str] = field(default_factory=set)
     error: str | None = None
+    rejected: list[Rejection] = field(default_factory=list)  # skipped upstream values
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -165,6 +185,10 @@ def poll_sources(
                     _poll_jobs(engine, book, reader, spec, report, at)
                 else:
                     raise ValueError(f"unknown source kind {spec.kind!r}")
+            if report.rejected:  # posted without them: recorded, the poll not healthy
+                report.error = mask(summary(report.rejected))
+                log.warning("polling %s: %s", spec.name, report.error)
+                record_failure(engine, spec.name, report.error, at)
         except Interrupted:
             log.info("polling %s abandoned: stopping", spec.name)
             reports.append(report)
@@ -177,6 +201,18 @@ def poll_sources(
             record_failure(engine, spec.name, report.error, at)
         reports.append(report)
     return CycleReport(reports)
+
+
+EARLIEST_SINCE = date(2020, 1, 1)
+
+
+def since_problem(since: date, now: int) -> str | None:
+    """Why a poll cannot start reading at `since`, or None."""
+    if since < EARLIEST_SINCE:
+        return f"{since} is before {EARLIEST_SINCE}: OpenAI has no usage to read that early"
+    if day_start(since) > now:
+        return f"{since} is in the future"
+    return None
 
 
 def default_since(now: int) -> date:
@@ -229,10 +265,20 @@ def _poll_usage(
     progress: Progress | None,
     halt: Callable[[], bool],
 ) -> None:
+    pricer = UsagePricer(book)
+    width = config.bucket_seconds
+
     def read(start: int, end: int) -> Any:
-        observations = [
-            obs for page in reader.usage_pages(start, end, config.bucket_width) for obs in page
-        ]
+        pages = list(reader.usage_pages(start, end, config.bucket_width))
+        observations, rejected = check_usage(
+            (obs for page in pages for obs in page), (start, end), pricer.price
+        )
+        covered = [page for page in pages if isinstance(page, UsagePage)]
+        if covered and len(covered) == len(pages):  # a reader that says which buckets
+            buckets = [b for page in covered for b in page.buckets]
+            gap = usage_gap(buckets, start, min(end, floor_to(now, width)))
+            rejected += [gap] if gap else []
+        report.rejected += rejected
         indexed, conflicts = index_observations(observations)
         if conflicts:
             first = conflicts[0]
@@ -273,7 +319,11 @@ def _poll_costs(
     halt: Callable[[], bool],
 ) -> None:
     def read(start: int, end: int) -> Any:
-        return _index_costs(obs for page in reader.cost_pages(start, end) for obs in page)
+        lines, rejected = check_costs(
+            (obs for page in reader.cost_pages(start, end) for obs in page), (start, end)
+        )
+        report.rejected += rejected
+        return _index_costs(lines)
 
     def post(conn: Connection, lines: Any, start: int, end: int) -> PostResult:
         written = mirror_costs(conn, lines, start, end, now)
@@ -356,10 +406,11 @@ def _poll_jobs(
     now: int,
 ) -> None:
     # Fees carry the project id, the scheme usage carries; "" without a configured id.
-    jobs = [
-        replace(job, project=spec.project_id)
-        for job in _latest_jobs(reader.jobs(spec.project or None))
-    ]
+    latest = _latest_jobs(reader.jobs(spec.project or None))
+    jobs, rejected = check_jobs(
+        [replace(job, project=spec.project_id) for job in latest], _fee_rate(book)
+    )
+    report.rejected += rejected
 
     def write(conn: Connection) -> tuple[int, int]:
         changed = fees = 0
@@ -401,6 +452,8 @@ def openai_specs(
     env = os.environ if environ is None else environ
     base_url = config.base_url or env.get("OPENAI_BASE_URL") or None
     refuse_credentials(env.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")
+    if not config.base_url and base_url and (bad := base_url_problem(base_url)):
+        raise ConfigError([Problem("OPENAI_BASE_URL", bad)])
 
     def opener(key_env: str, missing: str, project: str | None) -> Callable[[], Any]:
         def open_source() -> Any:
@@ -463,6 +516,18 @@ def _index_costs(lines: Iterable[CostObservation]) -> dict[CostKey, CostObservat
 
 
 # --- jobs ----------------------------------------------------------------------------
+
+
+def _fee_rate(book: PriceBook) -> Callable[[JobObservation], int | None]:
+    """Pico-USD per trained token of a job's fee, as post_training_fee would price it."""
+
+    def rate(job: JobObservation) -> int | None:
+        if job.finished_at is None:
+            return None
+        row = book.price_at(f"ft:{job.model}", utc_date(job.finished_at))
+        return per_token_pico(row.training) if row and row.training is not None else None
+
+    return rate
 
 
 def _latest_jobs(jobs: Iterable[JobObservation]) -> list[JobObservation]:

@@ -112,8 +112,12 @@ def test_cli_forecast_options(cli, tmp_path: Path):
     table = cli("estimate", str(path), "--examples", "20000", "--model", "gpt-4o-mini")
     assert table.exit_code == 0, table.stderr
     assert "billing_tokens_low" in table.stdout and "sample" in table.stdout
-    as_json = cli("estimate", str(path), "--examples", "20000", "--model", "gpt-4o-mini", "-f", "json")
-    again = cli("estimate", str(path), "--examples", "20000", "--model", "gpt-4o-mini", "-f", "json")
+    as_json = cli(
+        "estimate", str(path), "--examples", "20000", "--model", "gpt-4o-mini", "-f", "json"
+    )
+    again = cli(
+        "estimate", str(path), "--examples", "20000", "--model", "gpt-4o-mini", "-f", "json"
+    )
     assert json.loads(as_json.stdout) == json.loads(again.stdout)  # deterministic
 
     for bad in (

@@ -198,7 +198,7 @@ def test_a_malformed_ledger_toml_polls_nothing(seeded, cli, config_dir):
         f"  {f}: openai.max_retries: must be an integer",
         f"  {f}: openai.bogus: unknown key",
         f"  {f}: poll.bucket_width: must be one of 1m, 1h, 1d",
-        f"  {f}: poll.lookback_days: must be at least 0",
+        f"  {f}: poll.lookback_days: must be between 0 and 366",
         f"  {f}: openai.timeout_seconds: must be more than 0 and at most 600",
         f"  {f}: openai.retry_backoff_seconds: must be between 0 and 600",
         f"  {f}: projects[0].key_env: looks like a key itself: give the NAME of an "

@@ -110,6 +110,12 @@ def poll(
 
     app_ctx = app_context(ctx)
     since_day, at = day_option(since, "--since"), now_option(now)
+    if since_day is not None:
+        from ledger.sync import since_problem
+
+        bad = since_problem(since_day, int(time.time()) if at is None else at)
+        if bad:
+            raise typer.BadParameter(bad, param_hint="--since")
     config = load_config(app_ctx)
     engine, book = app_ctx.engine, app_ctx.pricebook
     with window_progress() as progress:

@@ -29,12 +29,13 @@ class Fault:
     """One planned misbehaviour of an endpoint; `times` -1 means forever."""
 
     kind: str  # status reset truncate slow no_next_page repeat_cursor echo_key
-    # duplicate_results conflicting_results garbage
+    # duplicate_results conflicting_results garbage rewrite
     status: int = 500
     retry_after: float | None = None
     delay: float = 0.0
     times: int = 1
     skip: int = 0  # let this many requests through first
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # kind "rewrite"
 
     def before(self, request: Request, wait: Callable[[float], None]) -> Page | None:
         """Faults that replace the answer (None: answer, after a wait when slow)."""
@@ -114,6 +115,18 @@ class FaultPlan:
         """A 200 whose body is not JSON (a proxy's error page)."""
         return self.add(endpoint, Fault("garbage", times=times, skip=skip))
 
+    def rewrite(
+        self,
+        endpoint: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        times: int = 1,
+        skip: int = 0,
+    ) -> Fault:
+        """A well-formed 200 whose values `change` bends (a copy of the body is passed):
+        negative counts, odd strings, buckets outside the window, pages that stop short."""
+        return self.add(endpoint, Fault("rewrite", times=times, skip=skip, rewrite=change))
+
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
@@ -180,6 +193,8 @@ def _bend(fault: Fault, page: Page, query: Query) -> Page:
             body["next_page"] = presented or encode_cursor(first)
     elif fault.kind in ("duplicate_results", "conflicting_results"):
         body["data"] = _duplicated(body["data"], fault.kind == "conflicting_results")
+    elif fault.kind == "rewrite" and fault.rewrite is not None:
+        body = fault.rewrite(json.loads(dumps(body), parse_float=Decimal))
     elif fault.kind == "garbage":
         return Page(200, b"<html><body>502 Bad Gateway</body></html>", page.headers)
     return Page(page.status, body, page.headers)

@@ -42,6 +42,7 @@ from ledger.errors import (
     UpstreamError,
 )
 from ledger.secrets import mask, refuse_credentials
+from ledger.sources.checks import UsagePage
 
 if TYPE_CHECKING:
     import openai
@@ -199,6 +200,9 @@ class OpenAISource:
             )
         except openai.OpenAIError as exc:
             raise SourceError(f"cannot set up the OpenAI client: {self._scrub(str(exc))}") from None
+        except Exception as exc:  # e.g. httpx's InvalidURL for a malformed base URL
+            detail = self._scrub(str(exc))[:200]
+            raise SourceError(f"cannot set up the OpenAI client: {detail}") from None
 
     # -- usage -------------------------------------------------------------------------
 
@@ -230,7 +234,8 @@ class OpenAISource:
             )
             body, request_id = _json_body(USAGE, raw)
             rows = _parse_page(USAGE, body, request_id, _usage_observations)
-            return _unique(USAGE, seen, rows, request_id), *_cursor(USAGE, body, request_id)
+            page = UsagePage(_unique(USAGE, seen, rows, request_id), _buckets(body))
+            return page, *_cursor(USAGE, body, request_id)
 
         yield from self._follow(USAGE, fetch)
 
@@ -521,6 +526,11 @@ def _parse_page(
         raise UpstreamError(
             f"{what}: unexpected response body ({exc})", request_id=request_id
         ) from None
+
+
+def _buckets(body: dict[str, Any]) -> list[tuple[int, int]]:
+    """The (start, end) of every bucket of a page already parsed, empty ones too."""
+    return [(bucket["start_time"], bucket["end_time"]) for bucket in body["data"]]
 
 
 def _int(value: Any) -> int:
