@@ -177,12 +177,18 @@ def emit(
     columns: Sequence[str],
     *,
     document: Any = None,
+    kind: str | None = None,
     title: str | None = None,
     out: Path | None = None,
 ) -> None:
-    """Print rows in the chosen format; json prints `document` (default: the rows)."""
+    """Print rows in the chosen format; json prints `document`, by default the rows in
+    the JSON envelope of `kind` (ledger.reports.documents.envelope)."""
     if fmt is Format.json:
-        emit_json(rows if document is None else document, out)
+        if document is None:
+            from ledger.reports.documents import envelope
+
+            document = envelope(kind or "rows", rows=rows)
+        emit_json(document, out)
     elif fmt is Format.csv:
         emit_csv(rows, columns, out)
     else:

@@ -108,13 +108,16 @@ def estimate(
             workers=workers,
             progress=progress,
         )
-    document = result.as_dict()
+    from ledger.documents import estimate_document
+
+    extra: dict[str, Any] = {}
     if moderate:
-        document["moderation"] = _moderate(file)
+        extra["moderation"] = _moderate(file)
     if record:
-        document["recorded_id"] = _record(app_ctx, file, result, file_id)
+        extra["recorded_id"] = _record(app_ctx, file, result, file_id)
+    document = {**result.as_dict(), **extra}
     if fmt is Format.json:
-        emit_json(document)
+        emit_json(estimate_document(result, **extra))
     else:
         _print_report(fmt, result, document)
     flagged = document.get("moderation", {}).get("flagged_lines", 0)
@@ -205,7 +208,13 @@ def report_estimates(ctx: typer.Context, fmt: FormatOption = Format.table) -> No
         "actual_cost",
         "cost_error_pct",
     ]
-    emit(fmt, rows, columns, title="Estimates against actual training (USD)")
+    emit(
+        fmt,
+        rows,
+        columns,
+        kind="estimate_comparison",
+        title="Estimates against actual training (USD)",
+    )
 
 
 def breakeven(
@@ -235,6 +244,7 @@ def breakeven(
     """
     from ledger.breakeven import breakeven as compute
     from ledger.money import D
+    from ledger.reports.documents import envelope
 
     if (training_cost is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --training-cost or --dataset")
@@ -269,4 +279,4 @@ def breakeven(
     except ValueError as exc:  # a fee finer than a pico-dollar
         raise typer.BadParameter(str(exc), param_hint="--training-cost") from None
     row = outcome.as_dict()
-    emit(fmt, [row], list(row), document=row, title="Break-even (USD)")
+    emit(fmt, [row], list(row), document=envelope("breakeven", **row), title="Break-even (USD)")

@@ -114,13 +114,10 @@ def poll(
 
 
 def print_report(report: CycleReport, fmt: Format) -> None:
+    from ledger.documents import poll_document
+
     rows = [s.as_row() for s in report.sources]
-    document = {"sources": [{**r, "unpriced_models": _split(r)} for r in rows]}
-    emit(fmt, rows, POLL_COLUMNS, document=document, title="Poll")
-
-
-def _split(row: dict[str, Any]) -> list[str]:
-    return [m for m in str(row["unpriced_models"] or "").split(",") if m]
+    emit(fmt, rows, POLL_COLUMNS, document=poll_document(report), title="Poll")
 
 
 def budget_check(app_ctx: AppContext, now: int | None) -> None:
@@ -165,32 +162,24 @@ def status(
 
     Example: ftledger status --format json
     """
-    from ledger.secrets import mask
-    from ledger.sync import iso, openai_specs, read_watermarks
+    from ledger.documents import status_document
+    from ledger.sync import openai_specs, read_watermarks
 
     app_ctx = app_context(ctx)
     at = now_option(now)
     at = int(time.time()) if at is None else at
     config = load_config(app_ctx)
-    marks = {m.source: m for m in read_watermarks(app_ctx.engine)}
     names = [s.name for s in openai_specs(config, environ={})]
-    names += sorted(set(marks) - set(names))
-    rows = []
-    for name in names:
-        mark = marks.get(name)
-        last = mark.last_success_at if mark else None
-        rows.append(
-            {
-                "source": name,
-                "last_success": iso(last) if last else "never",
-                "lag": None if last is None else lag_text(at - last),
-                "read_up_to": iso(mark.position) if mark else None,
-                "failing_since": iso(mark.failing_since) if mark else None,
-                "failures": mark.consecutive_failures if mark else 0,
-                "last_error": mask(mark.last_error) if mark and mark.last_error else None,
-            }
-        )
-    emit(fmt, rows, STATUS_COLUMNS, title="Poll status")
+    document = status_document(read_watermarks(app_ctx.engine), names, at)
+    rows = [
+        {
+            **r,
+            "last_success": r["last_success"] or "never",
+            "lag": None if r["lag_seconds"] is None else lag_text(r["lag_seconds"]),
+        }
+        for r in document["rows"]
+    ]
+    emit(fmt, rows, STATUS_COLUMNS, document=document, title="Poll status")
 
 
 def lag_text(seconds: int) -> str:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ledger.cli.common import Format, FormatOption, app_context, day_option, emit
-from ledger.errors import PricingError
 from ledger.period import utc_date
 
 app = typer.Typer(
@@ -32,40 +31,19 @@ def list_models(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
 
     Example: ftledger prices list --format csv
     """
+    from ledger.documents import prices_document
+
     book = app_context(ctx).pricebook
     today = utc_date(int(time.time()))
-    rows: list[dict[str, Any]] = []
-    for spec in book:
-        base = book.price_at(spec.name, today)
-        tuned = book.price_at(f"ft:{spec.name}", today)
-        rows.append(
-            {
-                "model": spec.name,
-                "aliases": ",".join(spec.aliases),
-                "encoding": spec.encoding,
-                "training_context": spec.training_context,
-                "input": str(base.input) if base else None,
-                "cached_input": str(base.cached_input) if base and base.cached_input else None,
-                "output": str(base.output) if base else None,
-                "ft_training": _training(tuned),
-                "ft_input": str(tuned.input) if tuned else None,
-                "ft_output": str(tuned.output) if tuned else None,
-            }
-        )
+    document = prices_document(book, today)
+    rows = [{**r, "aliases": ",".join(r["aliases"])} for r in document["rows"]]
     emit(
         fmt,
         rows,
         list(rows[0]) if rows else ["model"],
+        document=document,
         title=f"Prices in force on {today} (USD per 1M tokens)",
     )
-
-
-def _training(row: Any) -> str | None:
-    if row is None:
-        return None
-    if row.training_hour is not None:
-        return f"{row.training_hour}/h"
-    return str(row.training) if row.training is not None else None
 
 
 @app.command("show")
@@ -83,32 +61,13 @@ def show(
     """
     book = app_context(ctx).pricebook
     on = day_option(at, "--at") or utc_date(int(time.time()))
-    resolved = book.resolve(model)
-    row = book.price_at(model, on)
-    if resolved.spec is None or row is None:
-        reason = "is not in the price book" if resolved.spec is None else f"has no price on {on}"
-        raise PricingError(f"{model} {reason}")
-    base_row = book.base_price_at(model, on)
-    base_prices = base_row.as_strings() if base_row else {}
-    doc = {
-        "model": model,
-        "base_model": resolved.base_model,
-        "fine_tuned": resolved.fine_tuned,
-        "checkpoint": resolved.checkpoint,
-        "encoding": resolved.spec.encoding,
-        "training_context": resolved.spec.training_context,
-        "at": on.isoformat(),
-        "effective": row.effective.isoformat(),
-        "currency": book.currency,
-        "prices": row.as_strings(),
-        "base_prices": base_prices or None,
-    }
-    rows = [
-        {"price": k, "value": v, "base_value": base_prices.get(k)}
-        for k, v in row.as_strings().items()
-    ]
+    from ledger.documents import price_document
+
+    doc = price_document(book, model, on)
+    rows = doc["rows"]
+    kind = "fine-tuned" if doc["fine_tuned"] else "base"
     title = (
-        f"{model} -> {resolved.base_model} ({'fine-tuned' if resolved.fine_tuned else 'base'}), "
-        f"row effective {row.effective}, {book.currency} per 1M tokens"
+        f"{model} -> {doc['base_model']} ({kind}), "
+        f"row effective {doc['effective']}, {book.currency} per 1M tokens"
     )
     emit(fmt, rows, ["price", "value", "base_value"], document=doc, title=title)

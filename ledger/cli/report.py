@@ -68,6 +68,7 @@ def monthly(
     book = app_ctx.pricebook
     with app_ctx.read_connection() as conn:
         report = views.monthly(conn, book, the_month, by.value)
+        as_of = views.as_of(conn)
         daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
         from ledger.reports.html import render_html
@@ -76,7 +77,7 @@ def monthly(
     else:
         text = {
             ReportFormat.table: render.render_table,
-            ReportFormat.json: render.render_json,
+            ReportFormat.json: lambda r: render.render_json(r, as_of),
             ReportFormat.csv: render.render_csv,
             ReportFormat.markdown: render.render_markdown,
         }[fmt](report)
@@ -110,7 +111,8 @@ def whatif(
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         result = views.whatif(conn, app_ctx.pricebook, the_month, model)
-    document = whatif_document(result)
+        as_of = views.as_of(conn)
+    document = whatif_document(result, as_of)
     total = {"model": "TOTAL", **document["totals"]}
     rows = document["rows"] if fmt is not Format.table else [*document["rows"], total]
     title = f"What if {result.month} had run on {model} ({result.currency})"
