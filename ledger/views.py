@@ -175,3 +175,29 @@ def forecast(
             )
         )
     return lines
+
+
+TRAINING_SERIES = "training fees"
+
+
+def dashboard_daily(conn: Connection, month: Month) -> dict[str, dict[str, int]]:
+    """Known cost per day: inference by model, training fees as a series of their own."""
+    from ledger.reports.monthly import daily_cost_by_model
+
+    usage = read.usage_rows(conn, month.start, month.end, ("day",))
+    days = daily_cost_by_model(month, usage, [])
+    for fee in read.fee_rows(conn, month.start, month.end):
+        per_day = days[fee.day.isoformat()]
+        per_day[TRAINING_SERIES] = per_day.get(TRAINING_SERIES, 0) + fee.cost.known
+    return days
+
+
+def months(conn: Connection, now: int | None = None, limit: int = 24) -> list[Month]:
+    """The months from the ledger's first data to the current one, newest first."""
+    current = Month.current(now)
+    start = read.data_start(conn)
+    first = current if start is None else min(current, Month.current(start))
+    out = [current]
+    while out[-1] > first and len(out) < limit:
+        out.append(out[-1].previous())
+    return out
