@@ -153,7 +153,9 @@ def test_a_long_outage_is_one_failing_signal_in_status_not_a_flood(
         assert usage["last_success"] is None and "HTTP 503" in usage["last_error"]
         sb.server.faults.clear()
         assert sb.poll(engine, book, now=first).failed == []
-        rows = {r["source"]: r for r in json.loads(cli("status", "--format", "json").stdout)["rows"]}
+        rows = {
+            r["source"]: r for r in json.loads(cli("status", "--format", "json").stdout)["rows"]
+        }
     assert all(r["failing_since"] is None and r["failures"] == 0 for r in rows.values())
     assert snapshot(engine) == undisturbed
 

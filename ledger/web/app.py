@@ -149,8 +149,13 @@ def api(ctx: WebContext, handler: Callable[[WebContext, Request], Response]) -> 
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return mask(text.splitlines()[0] if text else type(exc).__name__)
+    """The error as one line (a config error's problems joined with "; "), masked."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        text = f"{lines[0]} " + "; ".join(lines[1:])
+    else:
+        text = lines[0] if lines else type(exc).__name__
+    return mask(text)
 
 
 # --- parameters -------------------------------------------------------------------------
