@@ -213,7 +213,10 @@ def _budgets_table(budgets: dict[str, Any]) -> str:
 def _lag(seconds: int | None) -> str:
     if seconds is None:
         return "never"
-    hours, rest = divmod(seconds, 3600)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}d {hours}h ago"
     return f"{hours}h {rest // 60}m ago" if hours else f"{rest // 60}m {rest % 60}s ago"
 
 
