@@ -78,6 +78,11 @@ class LedgerConfig:
     source_deadline_seconds: float = 300.0  # wall clock for one source's reads in a poll
     deadline_seconds: float = 900.0  # wall clock for the whole poll
     projects: tuple[ProjectConfig, ...] = (ProjectConfig("default", "OPENAI_API_KEY"),)
+    # [http]: the service face of `ftledger serve`
+    listen: str = "127.0.0.1:8080"
+    token_env: str = "LEDGER_HTTP_TOKEN"  # the NAME of the variable holding the API token
+    public_url: str | None = None  # where people reach the dashboard (links in alerts)
+    metrics_auth: bool = False  # /metrics needs the token too
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -103,10 +108,11 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "source_deadline_seconds": (int, float),
         "deadline_seconds": (int, float),
     },
+    "http": {"listen": str, "token_env": str, "public_url": str, "metrics_auth": bool},
 }
 
 
-_KINDS: dict[Any, str] = {int: "an integer", str: "a string"}
+_KINDS: dict[Any, str] = {int: "an integer", str: "a string", bool: "true or false"}
 
 
 def load_ledger_config(path: Path | None) -> LedgerConfig:
@@ -143,7 +149,9 @@ def parse_ledger_config(data: dict[str, Any], *, source: str) -> LedgerConfig:
             expected = fields.get(key)
             if expected is None:
                 problem(where, "unknown key")
-            elif isinstance(value, bool) or not isinstance(value, expected):
+            elif (isinstance(value, bool) and expected is not bool) or not isinstance(
+                value, expected
+            ):
                 kind = _KINDS.get(expected, "a number")
                 problem(where, f"must be {kind}")
             else:
@@ -191,6 +199,17 @@ def _check_values(values: dict[str, Any], problem: Any) -> None:
         _check_env_name(values["admin_key_env"], "openai.admin_key_env", problem)
     if "base_url" in values and (bad := base_url_problem(values["base_url"])):
         problem("openai.base_url", bad)
+    if "listen" in values:
+        try:
+            parse_listen(values["listen"])
+        except ValueError as exc:
+            problem("http.listen", str(exc))
+    if "token_env" in values:
+        _check_env_name(values["token_env"], "http.token_env", problem)
+    if "public_url" in values and not re.match(r"^https?://", values["public_url"]):
+        problem("http.public_url", "must start with http:// or https://")
+    elif "public_url" in values and has_credentials(values["public_url"]):
+        problem("http.public_url", "must not carry credentials")
     if "cron" in values:
         try:
             cron_trigger(values["cron"])
@@ -260,6 +279,15 @@ def exposure_warning(path: Path, text: str) -> str | None:
             f"(mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`"
         )
     return None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [::1]:8080) -> (host, port); ValueError naming what is wrong."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return host, int(port)
 
 
 def cron_trigger(expression: str) -> Any:

@@ -73,17 +73,22 @@ def refuse_credentials(url: str | None, setting: str) -> None:
 
 
 class MaskingFilter(logging.Filter):
-    """A handler filter that masks every record's message and traceback (any logger's)."""
+    """A handler filter that masks every record's message and traceback (any logger's);
+    `known` are literal secrets held by the process (the HTTP token) masked too."""
+
+    def __init__(self, known: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.known = tuple(k for k in known if k)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask(message)
+        masked = mask(message, self.known)
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask(record.exc_text)
+            record.exc_text = mask(record.exc_text, self.known)
         return True
 
 

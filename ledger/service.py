@@ -82,9 +82,14 @@ def serve(
     schedule: Schedule,
     *,
     after: Callable[[Callable[[], bool]], None] | None = None,
+    http: Any = None,
+    poll: bool = True,
 ) -> None:
     """Run `tick(stop)` on the schedule until SIGTERM or SIGINT; after each tick that
     returns True, run `after(stop)` (the budget check) as a job of its own.
+
+    `http` (ledger.web.server.HttpServer) is started before the first tick and stopped
+    with the scheduler; `poll=False` serves HTTP alone (`serve --no-poll`).
 
     BlockingScheduler in UTC with jobs in memory only (nothing, least of all a key, is
     pickled into a job store); one instance of each job at a time, late runs coalesced
@@ -141,23 +146,30 @@ def serve(
         trigger: Any = cron_trigger(schedule.cron)
     else:
         trigger = IntervalTrigger(seconds=schedule.every_seconds or 900, timezone="UTC")
-    scheduler.add_job(guarded, trigger, id="poll", name="poll", next_run_time=datetime.now(UTC))
+    if poll:
+        scheduler.add_job(guarded, trigger, id="poll", name="poll", next_run_time=datetime.now(UTC))
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("received %s; abandoning work in flight", signal.Signals(signum).name)
         stopping.set()
         request_shutdown()
+        if http is not None:
+            http.request_stop()
         if scheduler.running:
             scheduler.shutdown(wait=False)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    log.info("serving: polling %s", schedule.describe())
     try:
+        if http is not None:
+            http.start()
+        log.info("serving: %s", f"polling {schedule.describe()}" if poll else "HTTP only")
         if not stopping.is_set():  # a signal before the start
             scheduler.start()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if http is not None and not http.stop():
+            log.warning("HTTP requests still running abandoned")
     if not executor.join(STOP_GRACE_SECONDS):
         log.warning(
             "work still running after %.0fs abandoned: its transaction rolls back",

@@ -8,12 +8,16 @@ how numbers are shown.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
 from ledger.allocation import Allocation
-from ledger.period import SECONDS_PER_DAY, Month, utc_date
+from ledger.period import SECONDS_PER_DAY, Month, Period, utc_date
 from ledger.pricebook import PriceBook
 from ledger.reports.focus import Account, FocusExport, focus_export
 from ledger.reports.monthly import GRAIN, MonthlyReport, Previous, monthly_report
@@ -21,6 +25,10 @@ from ledger.reports.reconcile import Reconciliation, reconcile
 from ledger.reports.whatif import WhatIf, whatif_report
 from ledger.spend import DayCost, total
 from ledger.store import read
+
+if TYPE_CHECKING:
+    from ledger.budgets import Budget
+    from ledger.forecast import Forecast
 
 
 def monthly(
@@ -139,3 +147,96 @@ def day_costs(
         for f in read.fee_rows(conn, start, end)
     ]
     return rows
+
+
+def as_of(conn: Connection) -> int | None:
+    """When the ledger's data was last brought up to date (the newest successful poll)."""
+    return read.last_poll_success(conn)
+
+
+@dataclass(frozen=True)
+class ForecastLine:
+    """One line of `ftledger forecast`: a model, a monthly budget, or the total."""
+
+    kind: str  # model | budget | total
+    name: str
+    spend: int
+    forecast: Forecast | None
+    budget_amount: int | None = None
+    crosses_on: date | None = None
+
+
+def forecast(
+    conn: Connection,
+    budgets: Sequence[Budget],
+    period: Period,
+    at: datetime,
+    allocation: Allocation | None = None,
+) -> list[ForecastLine]:
+    """Month-end projection per model, in total, and per monthly budget, as of `at`
+    (a budget scoped to teams needs the `allocation` that defines them)."""
+    from datetime import timedelta
+
+    from ledger.alerts import evaluate
+    from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
+    from ledger.period import period_containing
+    from ledger.spend import by_day, first_day
+
+    today = at.date()
+    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
+    spend = day_costs(conn, period_containing("daily", history_start).start_ts, period.end_ts)
+    models = sorted({r.model for r in spend if r.day >= period.start})
+    lines: list[ForecastLine] = []
+    for name in [*models, None]:
+        of_model = [r for r in spend if name is None or r.model == name]
+        daily = by_day(of_model)
+        projection = forecast_period(daily, period, today, first_day=first_day(of_model))
+        lines.append(
+            ForecastLine(
+                "model" if name else "total",
+                name or "TOTAL",
+                sum(v for d, v in daily.items() if d >= period.start),
+                projection,
+            )
+        )
+    for budget in budgets:
+        if budget.period != "monthly":
+            continue
+        state = evaluate(conn, budget, at, period, allocation)
+        lines.append(
+            ForecastLine(
+                "budget",
+                budget.name,
+                state.spend,
+                state.forecast,
+                budget.amount_pico,
+                state.crosses_on,
+            )
+        )
+    return lines
+
+
+TRAINING_SERIES = "training fees"
+
+
+def dashboard_daily(conn: Connection, month: Month) -> dict[str, dict[str, int]]:
+    """Known cost per day: inference by model, training fees as a series of their own."""
+    from ledger.reports.monthly import daily_cost_by_model
+
+    usage = read.usage_rows(conn, month.start, month.end, ("day",))
+    days = daily_cost_by_model(month, usage, [])
+    for fee in read.fee_rows(conn, month.start, month.end):
+        per_day = days[fee.day.isoformat()]
+        per_day[TRAINING_SERIES] = per_day.get(TRAINING_SERIES, 0) + fee.cost.known
+    return days
+
+
+def months(conn: Connection, now: int | None = None, limit: int = 24) -> list[Month]:
+    """The months from the ledger's first data to the current one, newest first."""
+    current = Month.current(now)
+    start = read.data_start(conn)
+    first = current if start is None else min(current, Month.current(start))
+    out = [current]
+    while out[-1] > first and len(out) < limit:
+        out.append(out[-1].previous())
+    return out

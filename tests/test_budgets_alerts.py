@@ -269,7 +269,7 @@ def test_webhook_url_never_reaches_the_database_logs_or_output(
         run = cli("budgets", "check", "--now", "2026-11-10T13:00:00Z", "--format", "json")
     assert len(result.failed) == 3 and run.exit_code == 1
     assert "failed; they are retried at the next check" in run.stderr
-    assert json.loads(run.stdout)[0]["error"] == "webhook channel 'ops': connection refused"
+    assert json.loads(run.stdout)["rows"][0]["error"] == "webhook channel 'ops': connection refused"
     with engine.connect() as conn:
         rows = [
             repr(tuple(row))
@@ -292,13 +292,19 @@ def test_status_and_forecast_commands(engine, book, config_dir, hook, cli):
     hook("")
     status = cli("budgets", "status", "--now", "2026-11-10T12:00:00Z", "--format", "json")
     assert status.exit_code == 0, status.stderr
-    (row,) = json.loads(status.stdout)
+    (row,) = json.loads(status.stdout)["rows"]
     assert row["spend"] == "1.020000" and row["used_percent"] == "85.00"
     assert row["method"] == "run-rate" and row["crosses_on"] == "2026-11-11"
-    assert row["alerted"] == "actual 50, actual 80, forecast 90"
+    assert [(a["kind"], a["threshold"], a["state"]) for a in row["alerted"]] == [
+        ("actual", "50", "delivered"),
+        ("actual", "80", "delivered"),
+        ("forecast", "90", "delivered"),
+    ]
     forecast = cli("forecast", "--month", "2026-11", "--now", "2026-11-10T12:00:00Z", "-f", "json")
     assert forecast.exit_code == 0, forecast.stderr
-    rows = {(r["kind"], r["name"]): r for r in json.loads(forecast.stdout)}
+    doc = json.loads(forecast.stdout)
+    assert doc["kind"] == "forecast" and doc["month"] == "2026-11"
+    rows = {(r["kind"], r["name"]): r for r in [*doc["rows"], doc["totals"]]}
     assert set(rows) == {
         ("model", LEGAL),
         ("model", SUPPORT),

@@ -175,7 +175,7 @@ def test_ftledger_poll_against_a_trickling_upstream_ends_on_time_and_frees_the_l
             text=True,
             timeout=60,
         )
-    rows = {r["source"]: r for r in json.loads(status.stdout)}
+    rows = {r["source"]: r for r in json.loads(status.stdout)["rows"]}
     assert rows[USAGE_SOURCE]["failures"] == 1
     assert rows[USAGE_SOURCE]["last_error"].startswith("deadline of 4 s exceeded reading usage")
     assert rows[COSTS_SOURCE]["last_error"] is None

@@ -120,7 +120,7 @@ def test_report_estimates_command(cli, engine, isolated):
     _finished_job(engine, "ftjob-1", "file-abc", trained=86120, cost_pico=688_960_000_000)
     result = cli("report", "estimates", "--format", "json")
     assert result.exit_code == 0, result.stderr
-    [row] = json.loads(result.stdout)
+    [row] = json.loads(result.stdout)["rows"]
     assert row["job_id"] == "ftjob-1" and row["tokens_error_pct"] == "0.00"
     assert row["actual_cost"] == row["estimated_cost"] == "0.68896"
     table = cli("report", "estimates")

@@ -30,6 +30,8 @@ RULES = [
     ("ledger.sources", ("ledger.store", "ledger.cli", "ledger.reports")),
     ("ledger.reports", ("ledger.sources", "ledger.cli", "sqlalchemy", "ledger.views")),
     ("ledger.store", ("ledger.cli", "ledger.reports", "ledger.views")),
+    ("ledger.web", ("ledger.cli",)),  # the HTTP face calls what the CLI calls, not the CLI
+    ("ledger.documents", ("ledger.cli", "ledger.web")),
 ]
 
 

@@ -35,7 +35,7 @@ def test_poll_prints_what_it_read_and_a_second_poll_posts_nothing(
         keys(sb)
         first = cli(*POLL, "--format", "json")
         assert first.exit_code == 0, first.stderr
-        sources = {s["source"]: s for s in json.loads(first.stdout)["sources"]}
+        sources = {s["source"]: s for s in json.loads(first.stdout)["rows"]}
         assert set(sources) == {
             "openai.usage",
             "openai.costs",
@@ -63,8 +63,8 @@ def test_poll_with_a_missing_key_fails_in_one_line_and_status_tells(engine, cli,
         "an admin key is needed to read usage and costs"
     ]
     status = cli("status", "--now", str(NOW + 600), "--format", "json")
-    rows = {r["source"]: r for r in json.loads(status.stdout)}
-    assert rows["openai.usage"]["last_success"] == "never"
+    rows = {r["source"]: r for r in json.loads(status.stdout)["rows"]}
+    assert rows["openai.usage"]["last_success"] is None
     assert rows["openai.usage"]["failures"] == 1
     assert "T_ADMIN is not set" in rows["openai.usage"]["last_error"]
 

@@ -208,7 +208,7 @@ def test_prices_check_cli(cli, config_dir):
 
 def test_user_config_overrides_file_by_file(cli, config_dir):
     (config_dir / "prices.toml").write_text(GOOD_MODEL)
-    listed = json.loads(cli("prices", "list", "--format", "json").stdout)
+    listed = json.loads(cli("prices", "list", "--format", "json").stdout)["rows"]
     assert [r["model"] for r in listed] == ["gpt-4o-mini-2024-07-18"]
 
 

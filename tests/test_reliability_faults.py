@@ -145,16 +145,18 @@ def test_a_long_outage_is_one_failing_signal_in_status_not_a_flood(
         shown = cli("status", "--now", str(NOW + 3600), "--format", "json")
         assert shown.exit_code == 1  # unhealthy, for cron and health checks: one line says why
         assert shown.stderr.count("\n") == 1 and "openai.usage failed its last poll" in shown.stderr
-        rows = {r["source"]: r for r in json.loads(shown.stdout)}
+        rows = {r["source"]: r for r in json.loads(shown.stdout)["rows"]}
         failing = {name: r for name, r in rows.items() if r["failing_since"]}
         assert set(failing) == {USAGE_SOURCE, COSTS_SOURCE}  # one row each, not four
         usage = failing[USAGE_SOURCE]
         assert usage["failures"] == 4
         assert usage["failing_since"] == "2025-06-15T15:06:40Z"  # the first failure
-        assert usage["last_success"] == "never" and "HTTP 503" in usage["last_error"]
+        assert usage["last_success"] is None and "HTTP 503" in usage["last_error"]
         sb.server.faults.clear()
         assert sb.poll(engine, book, now=first).failed == []
-        rows = {r["source"]: r for r in json.loads(cli("status", "--format", "json").stdout)}
+        rows = {
+            r["source"]: r for r in json.loads(cli("status", "--format", "json").stdout)["rows"]
+        }
     assert all(r["failing_since"] is None and r["failures"] == 0 for r in rows.values())
     assert snapshot(engine) == undisturbed
 

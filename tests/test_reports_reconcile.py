@@ -54,7 +54,7 @@ def run(cli, *args: str) -> dict:
 def test_reconcile_flags_days_beyond_tolerance_with_a_cause(engine, book, cli):
     seed(engine, book)
     doc = run(cli)
-    days = {d["day"]: d for d in doc["days"]}
+    days = {d["day"]: d for d in doc["rows"]}
     assert len(days) == 30
     first = days["2024-11-01"]
     assert first["computed_cost"] == "0.300000"
@@ -85,7 +85,7 @@ def test_tolerance_decides_what_is_flagged(engine, book, cli):
 
 def test_days_with_usage_but_no_billed_rows_point_at_polling(engine, book, cli):
     post(engine, book, usage(FT, "2024-11-07T00:00", inp=1_000))
-    day = {d["day"]: d for d in run(cli)["days"]}["2024-11-07"]
+    day = {d["day"]: d for d in run(cli)["rows"]}["2024-11-07"]
     assert day["flagged"] and "not been polled" in day["likely_cause"]
     assert day["variance"] is None
 
@@ -113,7 +113,7 @@ def test_billed_amounts_beyond_28_digits_are_summed_exactly(engine, cli):
     billed(engine, "2024-11-01", "1000.000000000000000000000000000001", line_item="a")
     billed(engine, "2024-11-01", "0.000000000000000000000000000002", line_item="b")
     doc = run(cli)
-    first = {d["day"]: d for d in doc["days"]}["2024-11-01"]
+    first = {d["day"]: d for d in doc["rows"]}["2024-11-01"]
     assert first["billed_cost"] == "1000.000000000000000000000000000003"
     assert doc["totals"]["billed_cost"] == "1000.000000000000000000000000000003"
     assert first["variance"] == "1000.000000000000000000000000000003"

@@ -84,13 +84,13 @@ def test_unknown_model_is_kept_unpriced_with_null_costs(engine, cli, tmp_path):
 def test_reprice_prices_the_key_once_a_price_exists(engine, cli, tmp_path, config_dir):
     import_usage(cli, usage_csv(tmp_path))
     before = cli("reprice", "--format", "json")
-    assert json.loads(before.stdout) == [
+    assert json.loads(before.stdout)["rows"] == [
         {"model": MODEL, "keys_repriced": 0, "keys_still_unpriced": 1}
     ]
     add_price(config_dir)
     first = cli("reprice", "--since", "2024-11-01", "--until", "2024-11-01", "--format", "json")
     assert first.exit_code == 0, first.stderr
-    assert json.loads(first.stdout) == [
+    assert json.loads(first.stdout)["rows"] == [
         {"model": MODEL, "keys_repriced": 1, "keys_still_unpriced": 0}
     ]
     row = mystery_row(cli)
@@ -101,7 +101,7 @@ def test_reprice_prices_the_key_once_a_price_exists(engine, cli, tmp_path, confi
     # Tokens unchanged, cost the full cost, flag summed back to 0: one correction entry.
     assert key_sums(engine) == [(2, 1_000_000, 200_000, 500_000, 5_800_000_000_000, 0, 2)]
     again = cli("reprice", "--format", "json")
-    assert again.exit_code == 0 and json.loads(again.stdout) == []
+    assert again.exit_code == 0 and json.loads(again.stdout)["rows"] == []
     assert key_sums(engine)[0][-1] == 2
 
 
@@ -109,7 +109,7 @@ def test_reprice_leaves_buckets_outside_the_range(engine, cli, tmp_path, config_
     import_usage(cli, usage_csv(tmp_path))
     add_price(config_dir)
     outside = cli("reprice", "--since", "2024-11-02", "--format", "json")
-    assert json.loads(outside.stdout) == []
+    assert json.loads(outside.stdout)["rows"] == []
     assert mystery_row(cli)["priced"] is False
     table = cli("reprice", "--until", "2024-11-01")
     assert table.exit_code == 0 and "1 key(s) repriced" in table.stdout
@@ -127,7 +127,7 @@ def test_reimport_after_the_price_is_added_prices_the_key(engine, cli, tmp_path,
     row = mystery_row(cli)
     assert row["priced"] is True and row["usage_cost"] == COST
     assert key_sums(engine) == [(2, 1_000_000, 200_000, 500_000, 5_800_000_000_000, 0, 2)]
-    assert json.loads(cli("reprice", "--format", "json").stdout) == []
+    assert json.loads(cli("reprice", "--format", "json").stdout)["rows"] == []
 
 
 def test_a_revised_unpriced_bucket_is_priced_in_full(engine, cli, tmp_path, config_dir):

@@ -218,7 +218,7 @@ def test_status_shows_a_masked_last_error(engine, book, cli):
                 source="openai.old", last_error="see https://hooks.slack.com/services/T/B/x"
             )
         )
-    rows = {r["source"]: r for r in json.loads(cli("status", "--format", "json").stdout)}
+    rows = {r["source"]: r for r in json.loads(cli("status", "--format", "json").stdout)["rows"]}
     assert rows[USAGE_SOURCE]["last_error"] == (
         "proxy postgresql://u:***@db refused sk-proj-*** Bearer ***"
     )

@@ -187,7 +187,7 @@ encoding = "o200k_base"
 
 
 def test_prices_list_and_show_tiers(cli):
-    listed = json.loads(cli("prices", "list", "--format", "json").stdout)
+    listed = json.loads(cli("prices", "list", "--format", "json").stdout)["rows"]
     o4 = {r["tier"]: r for r in listed if r["model"] == "o4-mini-2025-04-16"}
     assert set(o4) == {"standard", "flex", "priority"}
     assert o4["flex"]["input"] == "0.55" and o4["priority"]["output"] == "8.00"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -18,10 +18,6 @@ from ledger.cli.common import (
     now_option,
 )
 from ledger.period import utc_now
-
-if TYPE_CHECKING:
-    from ledger.alerts import BudgetStatus
-    from ledger.forecast import Forecast
 
 app = typer.Typer(
     help="Budgets from config/budgets.toml: check thresholds and deliver alerts, show status.",
@@ -43,20 +39,24 @@ def _now(value: str | None) -> datetime:
     return utc_now(now_option(value))
 
 
-def _money(pico: int | None) -> str | None:
-    """Exact decimal text, the same digits `report monthly` prints."""
-    from ledger.reports.text import money_text
+def _table_cell(value: Any) -> Any:
+    """A document cell for the table and CSV: lists joined with commas."""
+    if isinstance(value, list):
+        return (
+            ", ".join(
+                f"{v['kind']} {v['threshold']}"
+                + ("" if v["state"] == "delivered" else f" ({v['state']})")
+                if isinstance(v, dict)
+                else str(v)
+                for v in value
+            )
+            or None
+        )
+    return value
 
-    return money_text(pico)
 
-
-def _forecast_cells(forecast: Forecast | None) -> dict[str, Any]:
-    return {
-        "forecast": _money(forecast.point) if forecast else None,
-        "forecast_low": _money(forecast.low) if forecast else None,
-        "forecast_high": _money(forecast.high) if forecast else None,
-        "method": forecast.method if forecast else None,
-    }
+def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: _table_cell(v) for k, v in r.items()} for r in rows]
 
 
 @app.command("check")
@@ -69,29 +69,19 @@ def check(ctx: typer.Context, fmt: FormatOption = Format.table, now: NowOption =
     Example: ftledger budgets check --format json
     """
     from ledger.alerts import run_budget_check
+    from ledger.documents import budget_check_document
 
     app_ctx = app_context(ctx)
     result = run_budget_check(app_ctx.engine, app_ctx.settings, None, now=_now(now))
-    rows = [
-        {
-            "budget": d.budget,
-            "period": d.period,
-            "kind": d.kind,
-            "threshold": f"{d.threshold.normalize():f}",
-            "channel": d.channel,
-            "status": d.status,
-            "attempts": d.attempts,
-            "error": d.error,
-        }
-        for d in result.deliveries
-    ]
+    document = budget_check_document(result)
+    rows = document["rows"]
     columns = ["budget", "period", "kind", "threshold", "channel", "status", "attempts", "error"]
     title = (
         f"Checked {len(result.statuses)} budget(s) at {result.checked_at:%Y-%m-%d %H:%M}Z: "
         f"{len(result.decided)} new alert(s), {len(result.delivered)} delivered, "
         f"{len(result.failed)} failed"
     )
-    emit(fmt, rows, columns, title=title)
+    emit(fmt, rows, columns, document=document, title=title)
     if result.failed:
         typer.echo(
             f"ftledger: {len(result.failed)} alert delivery(ies) failed; "
@@ -99,24 +89,6 @@ def check(ctx: typer.Context, fmt: FormatOption = Format.table, now: NowOption =
             err=True,
         )
         raise typer.Exit(1)
-
-
-def _status_row(status: BudgetStatus) -> dict[str, Any]:
-    alerted = ", ".join(
-        f"{kind} {threshold.normalize():f}" + ("" if state == "delivered" else f" ({state})")
-        for kind, threshold, state in status.alerted
-    )
-    return {
-        "budget": status.budget.name,
-        "period": status.period.label,
-        "amount": _money(status.budget.amount_pico),
-        "spend": _money(status.spend),
-        "used_percent": str(status.used),
-        **_forecast_cells(status.forecast),
-        "crosses_on": status.crosses_on.isoformat() if status.crosses_on else None,
-        "alerted": alerted or None,
-        "unpriced_models": ",".join(status.unpriced_models) or None,
-    }
 
 
 @app.command("status")
@@ -133,19 +105,21 @@ def status(
 
     Example: ftledger budgets status --format csv
     """
-    from ledger.alerts import budget_config, budget_statuses
+    from ledger.alerts import budget_config
+    from ledger.documents import budgets_status
     from ledger.reports.table import Column
 
     app_ctx = app_context(ctx)
     config = budget_config(app_ctx.settings, resolve_secrets=False)
-    engine = app_ctx.existing_engine
-    rows = [_status_row(s) for s in budget_statuses(engine, config, _now(now))]
+    document = budgets_status(app_ctx.existing_engine, config, _now(now))
+    rows = _flat(document["rows"])
     table = [
         Column("budget", kind="name"),
         Column("period"),
         Column("amount", kind="money"),
         Column("spend", kind="money"),
         Column("used_percent", "used", kind="pct"),
+        Column("forecast_percent", "fcst used", kind="pct", default=False),
         Column("forecast", kind="money"),
         Column("forecast_low", "low", kind="money", default=False),
         Column("forecast_high", "high", kind="money", default=False),
@@ -155,7 +129,7 @@ def status(
         Column("unpriced_models", "unpriced", kind="note", default=False),
     ]
     title = f"Budgets ({config.source})" if rows else f"No budgets defined in {config.source}"
-    emit(fmt, rows, table, title=title, choice=TableChoice(columns, wide))
+    emit(fmt, rows, table, document=document, title=title, choice=TableChoice(columns, wide))
 
 
 def forecast(
@@ -182,14 +156,12 @@ def forecast(
 
     Example: ftledger forecast --month 2026-11 --format json
     """
-    from datetime import timedelta
-
-    from ledger.alerts import budget_config, evaluate
-    from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
+    from ledger.alerts import budget_config
+    from ledger.documents import forecast_document
     from ledger.period import parse_month, period_containing
     from ledger.reports.table import Column
-    from ledger.spend import by_day, first_day
-    from ledger.views import day_costs
+    from ledger.views import as_of
+    from ledger.views import forecast as forecast_lines
 
     at = _now(now)
     try:
@@ -200,40 +172,11 @@ def forecast(
         raise typer.BadParameter(f"{period.label} has not started yet", param_hint="--month")
     app_ctx = app_context(ctx)
     config = budget_config(app_ctx.settings, resolve_secrets=False)
-    today = at.date()
-    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
-    rows: list[dict[str, Any]] = []
     with app_ctx.read_connection() as conn:
-        spend = day_costs(conn, period_containing("daily", history_start).start_ts, period.end_ts)
-        models = sorted({r.model for r in spend if r.day >= period.start})
-        for name in [*models, None]:
-            of_model = [r for r in spend if name is None or r.model == name]
-            daily = by_day(of_model)
-            projection = forecast_period(daily, period, today, first_day=first_day(of_model))
-            rows.append(
-                {
-                    "kind": "model" if name else "total",
-                    "name": name or "TOTAL",
-                    "spend": _money(sum(v for d, v in daily.items() if d >= period.start)),
-                    **_forecast_cells(projection),
-                    "budget_amount": None,
-                    "crosses_on": None,
-                }
-            )
-        for budget in config.budgets:
-            if budget.period != "monthly":
-                continue
-            state = evaluate(conn, budget, at, period, config.allocation)
-            rows.append(
-                {
-                    "kind": "budget",
-                    "name": budget.name,
-                    "spend": _money(state.spend),
-                    **_forecast_cells(state.forecast),
-                    "budget_amount": _money(budget.amount_pico),
-                    "crosses_on": state.crosses_on.isoformat() if state.crosses_on else None,
-                }
-            )
+        lines = forecast_lines(conn, config.budgets, period, at, config.allocation)
+        document = forecast_document(lines, period, at, as_of(conn))
+    rows = [*(r for r in document["rows"] if r["kind"] == "model"), document["totals"]]
+    rows += [r for r in document["rows"] if r["kind"] == "budget"]
     table = [
         Column("kind"),
         Column("name", kind="name"),
@@ -245,10 +188,5 @@ def forecast(
         Column("budget_amount", "budget", kind="money"),
         Column("crosses_on", "crosses on"),
     ]
-    emit(
-        fmt,
-        rows,
-        table,
-        title=f"Spend forecast for {period.label} as of {today} (USD)",
-        choice=TableChoice(columns, wide),
-    )
+    title = f"Spend forecast for {period.label} as of {at.date()} (USD)"
+    emit(fmt, rows, table, document=document, title=title, choice=TableChoice(columns, wide))

@@ -316,16 +316,22 @@ def emit(
     columns: Sequence[str] | Sequence[Column],
     *,
     document: Any = None,
+    kind: str | None = None,
     title: str | None = None,
     out: Path | None = None,
     totals: Sequence[dict[str, Any]] = (),
     footer: Sequence[str] = (),
     choice: TableChoice = TableChoice(),
 ) -> None:
-    """Print rows in the chosen format; json prints `document` (default: the rows).
-    CSV has every column; the table the chosen ones, then `totals` and `footer`."""
+    """Print rows in the chosen format; json prints `document`, by default the rows in
+    the JSON envelope of `kind` (ledger.reports.documents.envelope). CSV has every
+    column; the table the chosen ones, then `totals` and `footer`."""
     if fmt is Format.json:
-        emit_json(rows if document is None else document, out)
+        if document is None:
+            from ledger.reports.documents import envelope
+
+            document = envelope(kind or "rows", rows=rows)
+        emit_json(document, out)
     elif fmt is Format.csv:
         emit_csv(rows, csv_columns(columns), out)
     else:

@@ -88,5 +88,6 @@ def _report(engine: Any, book: Any, now: int, fmt: Format) -> str:
 
     with engine.connect() as conn:
         report = views.monthly(conn, book, Month.current(now), now=now)
-    render = {Format.table: render_table, Format.json: render_json, Format.csv: render_csv}
-    return render[fmt](report)
+    if fmt is Format.json:
+        return render_json(report)
+    return render_csv(report) if fmt is Format.csv else render_table(report)

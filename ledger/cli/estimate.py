@@ -142,13 +142,16 @@ def estimate(
             workers=workers,
             progress=progress,
         )
-    document = result.as_dict()
+    from ledger.documents import estimate_document
+
+    extra: dict[str, Any] = {}
     if moderate:
-        document["moderation"] = _moderate(file)
+        extra["moderation"] = _moderate(file)
     if record:
-        document["recorded_id"] = _record(app_ctx, file, result, file_id)
+        extra["recorded_id"] = _record(app_ctx, file, result, file_id)
+    document = {**result.as_dict(), **extra}
     if fmt is Format.json:
-        emit_json(document)
+        emit_json(estimate_document(result, **extra))
     else:
         _print_report(fmt, result, document)
     flagged = document.get("moderation", {}).get("flagged_lines", 0)
@@ -326,12 +329,11 @@ def report_estimates(
     Example: ftledger report estimates --format csv
     """
     from ledger.estimate import calibration
+    from ledger.reports.table import Column
     from ledger.store.estimates import compare_estimates
 
     comparisons = compare_estimates(app_context(ctx).existing_engine)
     rows = [c.as_dict() for c in comparisons]
-    from ledger.reports.table import Column
-
     columns = [
         Column("estimate_id", "id", default=False),
         Column("file", kind="name"),
@@ -348,6 +350,7 @@ def report_estimates(
         fmt,
         rows,
         columns,
+        kind="estimate_comparison",
         title="Estimates against actual training (USD)",
         choice=TableChoice(table_columns, wide),
     )
@@ -389,6 +392,7 @@ def breakeven(
     """
     from ledger.breakeven import breakeven as compute
     from ledger.money import D
+    from ledger.reports.documents import envelope
 
     if (training_cost is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --training-cost or --dataset")
@@ -423,4 +427,4 @@ def breakeven(
     except ValueError as exc:  # a fee finer than a pico-dollar
         raise typer.BadParameter(str(exc), param_hint="--training-cost") from None
     row = outcome.as_dict()
-    emit(fmt, [row], list(row), document=row, title="Break-even (USD)")
+    emit(fmt, [row], list(row), document=envelope("breakeven", **row), title="Break-even (USD)")

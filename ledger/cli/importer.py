@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,6 +33,7 @@ def usage(
     """
     from ledger.cli.progress import byte_progress
     from ledger.importer import import_usage
+    from ledger.reports.documents import envelope
 
     app_ctx = app_context(ctx)
     book = app_ctx.pricebook
@@ -41,7 +42,7 @@ def usage(
         result = import_usage(
             app_ctx.engine, book, file, source=source, skip_invalid=skip_invalid, progress=progress
         )
-    summary = {
+    summary: dict[str, Any] = {
         "file": str(file),
         "rows": result.rows,
         "buckets": result.posted.observed,
@@ -52,4 +53,12 @@ def usage(
         "unpriced_models": sorted(result.posted.unpriced_models),
     }
     row = {**summary, "unpriced_models": ",".join(sorted(result.posted.unpriced_models))}
-    emit(fmt, [row], list(row), document=summary, title="Import")
+    emit(
+        fmt,
+        [row],
+        list(row),
+        document=envelope(
+            "import", **{("rows_read" if k == "rows" else k): v for k, v in summary.items()}
+        ),
+        title="Import",
+    )

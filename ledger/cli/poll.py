@@ -26,6 +26,7 @@ from ledger.reports.table import Column
 
 if TYPE_CHECKING:
     from ledger.config_file import LedgerConfig
+    from ledger.store.watermarks import WatermarkState
     from ledger.sync import CycleReport
 
 POLL_COLUMNS = (
@@ -39,16 +40,6 @@ POLL_COLUMNS = (
     "unpriced_models",
     "error",
 )
-STATUS_COLUMNS = (
-    "source",
-    "last_success",
-    "lag",
-    "read_up_to",
-    "failing_since",
-    "failures",
-    "last_error",
-)
-
 STATUS_TABLE = [
     Column("source", kind="name"),
     Column("last_success", "last success"),
@@ -134,13 +125,10 @@ def poll(
 
 
 def print_report(report: CycleReport, fmt: Format) -> None:
+    from ledger.documents import poll_document
+
     rows = [s.as_row() for s in report.sources]
-    document = {"sources": [{**r, "unpriced_models": _split(r)} for r in rows]}
-    emit(fmt, rows, POLL_COLUMNS, document=document, title="Poll")
-
-
-def _split(row: dict[str, Any]) -> list[str]:
-    return [m for m in str(row["unpriced_models"] or "").split(",") if m]
+    emit(fmt, rows, POLL_COLUMNS, document=poll_document(report), title="Poll")
 
 
 def budget_check(app_ctx: AppContext, now: int | None) -> None:
@@ -190,42 +178,33 @@ def status(
 
     Example: ftledger status --format json
     """
-    from ledger.secrets import mask
-    from ledger.sync import iso, openai_specs, read_watermarks
+    from ledger.documents import status_document
+    from ledger.sync import openai_specs, read_watermarks
 
     app_ctx = app_context(ctx)
     at = now_option(now)
     at = int(time.time()) if at is None else at
     config = load_config(app_ctx)
-    marks = {m.source: m for m in read_watermarks(app_ctx.existing_engine)}
     names = [s.name for s in openai_specs(config, environ={})]
-    names += sorted(set(marks) - set(names))
-    rows = []
-    for name in names:
-        mark = marks.get(name)
-        last = mark.last_success_at if mark else None
-        rows.append(
-            {
-                "source": name,
-                "last_success": iso(last) if last else "never",
-                "lag": None if last is None else lag_text(at - last),
-                "read_up_to": iso(mark.position) if mark else None,
-                "failing_since": iso(mark.failing_since) if mark else None,
-                "failures": mark.consecutive_failures if mark else 0,
-                "last_error": mask(mark.last_error) if mark and mark.last_error else None,
-            }
-        )
-    emit(fmt, rows, STATUS_TABLE, title="Poll status", choice=TableChoice(columns, wide))
-    interval = config.every_minutes * 60
-    unhealthy = []
-    for name in names:
-        mark = marks.get(name)
-        if mark is None:
-            continue
-        if mark.consecutive_failures:
-            unhealthy.append(f"{name} failed its last poll")
-        elif mark.last_success_at is not None and at - mark.last_success_at > 2 * interval:
-            unhealthy.append(f"{name} lags {lag_text(at - mark.last_success_at)}")
+    marks = read_watermarks(app_ctx.existing_engine)
+    document = status_document(marks, names, at)
+    rows = [
+        {
+            **r,
+            "last_success": r["last_success"] or "never",
+            "lag": None if r["lag_seconds"] is None else lag_text(r["lag_seconds"]),
+        }
+        for r in document["rows"]
+    ]
+    emit(
+        fmt,
+        rows,
+        STATUS_TABLE,
+        document=document,
+        title="Poll status",
+        choice=TableChoice(columns, wide),
+    )
+    unhealthy = unhealthy_sources(marks, at, config.every_minutes * 60)
     if unhealthy:
         typer.echo(
             f"ftledger: unhealthy: {'; '.join(unhealthy)} "
@@ -233,6 +212,17 @@ def status(
             err=True,
         )
         raise typer.Exit(1)
+
+
+def unhealthy_sources(marks: list[WatermarkState], at: int, interval: int) -> list[str]:
+    """Sources whose last poll failed or whose last success is older than two intervals."""
+    problems = []
+    for mark in marks:
+        if mark.consecutive_failures:
+            problems.append(f"{mark.source} failed its last poll")
+        elif mark.last_success_at is not None and at - mark.last_success_at > 2 * interval:
+            problems.append(f"{mark.source} lags {lag_text(at - mark.last_success_at)}")
+    return problems
 
 
 def lag_text(seconds: int) -> str:

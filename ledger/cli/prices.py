@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,9 +17,8 @@ from ledger.cli.common import (
     day_option,
     emit,
 )
-from ledger.errors import PricingError
 from ledger.period import utc_date
-from ledger.pricebook import tier_of, unknown_model
+from ledger.pricebook import tier_of
 
 app = typer.Typer(
     help="Check, list and show the price book (config/prices.toml).", no_args_is_help=True
@@ -48,31 +47,14 @@ def list_models(
 
     Example: ftledger prices list --format csv
     """
+    from ledger.documents import prices_document
+
     book = app_context(ctx).pricebook
     today = utc_date(int(time.time()))
-    rows: list[dict[str, Any]] = []
-    for spec in book:
-        for tier in ("", *spec.tiers):
-            base = book.price_at(spec.name, today, tier)
-            tuned = book.price_at(f"ft:{spec.name}", today, tier)
-            rows.append(
-                {
-                    "model": spec.name,
-                    "tier": tier or "standard",
-                    "aliases": ",".join(spec.aliases),
-                    "encoding": spec.encoding,
-                    "training_context": spec.training_context,
-                    "input": _text(base, "input"),
-                    "cached_input": _text(base, "cached_input"),
-                    "output": _text(base, "output"),
-                    "ft_training": _training(tuned),
-                    "ft_input": _text(tuned, "input"),
-                    "ft_cached_input": _text(tuned, "cached_input"),
-                    "ft_output": _text(tuned, "output"),
-                }
-            )
     from ledger.reports.table import Column
 
+    document = prices_document(book, today)
+    rows = [{**r, "aliases": ",".join(r["aliases"])} for r in document["rows"]]
     table = [
         Column("model", kind="name"),
         Column("tier"),
@@ -91,22 +73,10 @@ def list_models(
         fmt,
         rows,
         table,
+        document=document,
         title=f"Prices in force on {today} (USD per 1M tokens; ft = fine-tuned; /h = per hour)",
         choice=TableChoice(columns, wide),
     )
-
-
-def _text(row: Any, name: str) -> str | None:
-    value = getattr(row, name) if row is not None else None
-    return None if value is None else str(value)
-
-
-def _training(row: Any) -> str | None:
-    if row is None:
-        return None
-    if row.training_hour is not None:
-        return f"{row.training_hour}/h"
-    return str(row.training) if row.training is not None else None
 
 
 @app.command("show")
@@ -129,38 +99,13 @@ def show(
     """
     book = app_context(ctx).pricebook
     on = day_option(at, "--at") or utc_date(int(time.time()))
-    resolved = book.resolve(model)
-    priced_tier = tier_of(tier)
-    row = book.price_at(model, on, priced_tier)
-    if resolved.spec is None:
-        raise unknown_model(book, model)
-    if row is None:
-        where = f" in the {priced_tier} tier" if priced_tier else ""
-        raise PricingError(f"{model} has no price{where} on {on}")
-    base_row = book.base_price_at(model, on, priced_tier)
-    base_prices = base_row.as_strings() if base_row else {}
-    doc = {
-        "model": model,
-        "base_model": resolved.base_model,
-        "fine_tuned": resolved.fine_tuned,
-        "checkpoint": resolved.checkpoint,
-        "encoding": resolved.spec.encoding,
-        "training_context": resolved.spec.training_context,
-        "at": on.isoformat(),
-        "tier": priced_tier or "standard",
-        "tiers": ["standard", *resolved.spec.tiers],
-        "effective": row.effective.isoformat(),
-        "currency": book.currency,
-        "prices": row.as_strings(),
-        "base_prices": base_prices or None,
-    }
-    rows = [
-        {"price": k, "value": v, "base_value": base_prices.get(k)}
-        for k, v in row.as_strings().items()
-    ]
+    from ledger.documents import price_document
+
+    doc = price_document(book, model, on, tier_of(tier))
+    rows = doc["rows"]
+    kind = "fine-tuned" if doc["fine_tuned"] else "base"
     title = (
-        f"{model} -> {resolved.base_model} ({'fine-tuned' if resolved.fine_tuned else 'base'}), "
-        f"{priced_tier or 'standard'} tier, row effective {row.effective}, "
-        f"{book.currency} per 1M tokens"
+        f"{model} -> {doc['base_model']} ({kind}), {doc['tier']} tier, "
+        f"row effective {doc['effective']}, {book.currency} per 1M tokens"
     )
     emit(fmt, rows, ["price", "value", "base_value"], document=doc, title=title)

@@ -46,7 +46,7 @@ def reconcile(
     from ledger.reports.documents import reconcile_document
     from ledger.reports.reconcile import COLUMNS
     from ledger.reports.table import Column
-    from ledger.views import reconciliation
+    from ledger.views import as_of, reconciliation
 
     try:
         pct = Decimal(tolerance.strip().removesuffix("%").strip())
@@ -62,8 +62,8 @@ def reconcile(
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         result = reconciliation(conn, app_ctx.pricebook, the_month, pct)
-    document = reconcile_document(result)
-    rows = document["days"]
+        document = reconcile_document(result, as_of(conn))
+    rows = document["rows"]
     if fmt is Format.csv:  # booleans as JSON spells them
         rows = [{**r, "flagged": "true" if r["flagged"] else "false"} for r in rows]
     if fmt is Format.table:

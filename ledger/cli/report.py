@@ -91,6 +91,7 @@ def monthly(
     with app_ctx.read_connection() as conn:
         allocation = app_ctx.allocation if by is GroupBy.team else None
         report = views.monthly(conn, book, the_month, by.value, allocation=allocation)
+        as_of = views.as_of(conn)
         daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
     if fmt is ReportFormat.html:
         from ledger.period import iso_utc
@@ -101,7 +102,7 @@ def monthly(
         text = _table(report, columns, wide)
     else:
         text = {
-            ReportFormat.json: render.render_json,
+            ReportFormat.json: lambda r: render.render_json(r, as_of),
             ReportFormat.csv: render.render_csv,
             ReportFormat.markdown: render.render_markdown,
         }[fmt](report)
@@ -150,7 +151,8 @@ def whatif(
     the_month = month_option(month)
     with app_ctx.read_connection() as conn:
         result = views.whatif(conn, app_ctx.pricebook, the_month, model)
-    document = whatif_document(result)
+        as_of = views.as_of(conn)
+    document = whatif_document(result, as_of)
     total = {"model": "TOTAL", **document["totals"]}
     total.pop("priced", None)
     title = f"What if {result.month} had run on {model} ({result.currency})"

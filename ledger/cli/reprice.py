@@ -54,7 +54,7 @@ def reprice(
         }
         for m in models
     ]
-    emit(fmt, rows, COLUMNS, title="Repriced usage keys per model")
+    emit(fmt, rows, COLUMNS, kind="reprice", title="Repriced usage keys per model")
     if fmt is Format.table:
         write_text(f"{sum(result.repriced.values())} key(s) repriced\n")
 

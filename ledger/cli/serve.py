@@ -1,8 +1,10 @@
-"""`ftledger serve`: poll on a schedule (then check budgets) until stopped."""
+"""`ftledger serve`: poll on a schedule (then check budgets) and serve the HTTP face
+(JSON API, dashboard, /metrics, /healthz, /readyz) until stopped."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
@@ -69,6 +71,18 @@ def serve(
     no_alerts: Annotated[
         bool, typer.Option("--no-alerts", help="Skip the budget check after each poll.")
     ] = False,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of the HTTP face (default: [http] listen, else 127.0.0.1:8080). "
+            "A non-loopback address needs the token variable set.",
+            show_default=False,
+        ),
+    ] = None,
+    no_poll: Annotated[
+        bool, typer.Option("--no-poll", help="Serve HTTP only (a read replica).")
+    ] = False,
+    no_http: Annotated[bool, typer.Option("--no-http", hidden=True)] = False,
     log_format: Annotated[
         LogFormat,
         typer.Option(
@@ -79,24 +93,54 @@ def serve(
         bool, typer.Option("--verbose", "-v", help="Also log HTTP requests and scheduler detail.")
     ] = False,
 ) -> None:
-    """Poll every source on a schedule (UTC), then run the budget check; stop with Ctrl-C
-    or SIGTERM. Several replicas may share one PostgreSQL database: one polls at a time.
+    """Poll every source on a schedule (UTC), then run the budget check, and serve the
+    JSON API, the dashboard and /metrics; stop with Ctrl-C or SIGTERM. Several replicas
+    may share one PostgreSQL database: one polls at a time.
 
-    Example: ftledger serve --every 15
+    Example: LEDGER_HTTP_TOKEN=s3cret ftledger serve --listen 127.0.0.1:8080 --every 15
     """
     from ledger.cli.poll import load_config
+    from ledger.config_file import parse_listen
     from ledger.secrets import MaskingFilter
     from ledger.service import Schedule, run_budget_check, run_poll
     from ledger.service import serve as run_scheduler
     from ledger.sync import openai_specs
+    from ledger.web.app import token_from_env
 
     configure_logging(log_format, verbose)
-    for handler in logging.getLogger().handlers:  # every logger's lines, httpx's too
-        handler.addFilter(MaskingFilter())
-    log = logging.getLogger("ledger.serve")
     app_ctx = app_context(ctx)
     config = load_config(app_ctx)
+    token = token_from_env(config)
+    for handler in logging.getLogger().handlers:  # every logger's lines, httpx's too
+        handler.addFilter(MaskingFilter(known=[token] if token else []))
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz checks the schema
+    log = logging.getLogger("ledger.serve")
+    address = listen or config.listen
+    try:
+        host, port = parse_listen(address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--listen") from None
+    if not no_http and not token and not _loopback(host):
+        raise typer.BadParameter(
+            f"{address} is reachable from other machines: set {config.token_env} "
+            "(the API token) or listen on 127.0.0.1",
+            param_hint="--listen",
+        )
     engine, book = app_ctx.engine, app_ctx.pricebook  # fail fast on a bad database or book
+    http, metrics = None, None
+    if not no_http:
+        from ledger.web.app import WebContext, create_app
+        from ledger.web.metrics import ServiceMetrics
+        from ledger.web.server import HttpServer
+
+        metrics = ServiceMetrics()
+        web = WebContext(engine, app_ctx.settings, config, token, metrics, book)
+        metrics.watch(web)
+        http = HttpServer(create_app(web), host, port)
+        if not token:
+            log.warning(
+                "no %s set: the API and dashboard are open on %s", config.token_env, address
+            )
     if every_seconds is not None:
         schedule = Schedule(every_seconds=every_seconds)
     elif every is not None:
@@ -109,9 +153,12 @@ def serve(
     def tick(stop: Callable[[], bool]) -> bool:
         """One poll; True when it ran (a replica that was refused the lock leaves the
         budget check to the one that polled)."""
+        started = time.monotonic()
         report = run_poll(engine, book, config, openai_specs(config), stop=stop)
         if report.skipped:
             return False
+        if metrics is not None:
+            metrics.observe_poll(time.monotonic() - started, [s.source for s in report.failed])
         for source in report.sources:
             if source.error:
                 log.warning("%s failed: %s", source.source, source.error)
@@ -129,4 +176,15 @@ def serve(
         if not stop():
             run_budget_check(engine, app_ctx.settings, book)
 
-    run_scheduler(tick, schedule, after=None if no_alerts else check)
+    run_scheduler(tick, schedule, after=None if no_alerts else check, http=http, poll=not no_poll)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

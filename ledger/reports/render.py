@@ -188,8 +188,11 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render_json(report: MonthlyReport) -> str:
-    return json.dumps(document(report), indent=2, ensure_ascii=False) + "\n"
+def render_json(report: MonthlyReport, as_of: int | None = None) -> str:
+    """The monthly report in the JSON envelope (reports.documents.monthly_document)."""
+    from ledger.reports.documents import monthly_document
+
+    return json.dumps(monthly_document(report, as_of), indent=2, ensure_ascii=False) + "\n"
 
 
 def render_csv(report: MonthlyReport) -> str:

@@ -333,3 +333,21 @@ def delivery_attempts(conn: Connection, delivery_id: int) -> int:
 
 
 # --- training estimates --------------------------------------------------------------
+
+
+# --- service face: data as of, alert deliveries ----------------------------------------
+
+
+def last_poll_success(conn: Connection) -> int | None:
+    """The newest successful poll of any source (None: never polled): "data as of"."""
+    from ledger.store.tables import Watermark
+
+    marks = core(Watermark)
+    value = conn.execute(select(func.max(marks.c.last_success_at))).scalar()
+    return None if value is None else int(value)
+
+
+def delivery_counts(conn: Connection) -> dict[str, int]:
+    """Alert deliveries by status (delivered, pending, failed, ...) for /metrics."""
+    query = select(_deliveries.c.status, func.count()).group_by(_deliveries.c.status)
+    return {str(status): int(n) for status, n in conn.execute(query)}
