@@ -1,21 +1,36 @@
-"""Importing a usage CSV into the ledger: all of it, once, or nothing."""
+"""Importing a usage CSV into the ledger: all of it, once, or nothing.
+
+The file is streamed: rows are parsed, validated, priced and written in batches inside
+one transaction, so memory stays bounded whatever the file's size. A bad line is
+reported with its line number and, unless the caller skips bad lines, the transaction
+is rolled back: nothing is posted. A key repeated anywhere in the file is merged when
+its counts are equal and reported when not, exactly as if the file were read whole
+(sources.csv_usage.SeenKeys).
+
+SQLite posts each batch as it comes (store.ledger.UsagePosting); PostgreSQL copies the
+priced batches into a staging table and posts them with one INSERT ... SELECT
+(store.pg_import.StagedUsagePosting).
+"""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import ConflictError, InputError
 from ledger.pricebook import PriceBook
-from ledger.sources.csv_usage import read_usage_csv, write_rejected
-from ledger.store.ledger import PostResult, post_usage
+from ledger.sources.csv_usage import SeenKeys, Unordered, UsageCsvStream, write_rejected
+from ledger.store.ledger import PostResult, UsagePosting
 
 CONFLICT_RETRIES = 3
+BATCH_ROWS = 25_000
 
 
 @dataclass
@@ -26,6 +41,11 @@ class ImportResult:
     posted: PostResult
 
 
+class _Posting(Protocol):
+    def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None: ...
+    def finish(self) -> PostResult: ...
+
+
 def import_usage(
     engine: Engine,
     book: PriceBook,
@@ -34,39 +54,62 @@ def import_usage(
     source: str = "import",
     skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
+    batch_rows: int = BATCH_ROWS,
+    seen_window: int | None = None,
 ) -> ImportResult:
-    """Read, validate, then post every row in one transaction (a re-import posts nothing).
+    """Read, validate and post every row in one transaction (a re-import posts nothing).
 
     A bad row rejects the file, listing every bad line, unless `skip_invalid`: then the
     good rows are imported and the bad ones are written to FILE.rejected.csv.
+    `batch_rows` and `seen_window` bound memory (tests make them small).
     """
     with cyclic_gc_paused():
-        return _import(engine, book, path, source, skip_invalid, progress)
+        # A file not in time order is read again with the key window spilling to disk.
+        for spill in (False, True):
+            for attempt in range(CONFLICT_RETRIES):
+                window = {} if seen_window is None else {"window": seen_window}
+                stream = UsageCsvStream(
+                    path, source=source, progress=progress, seen=SeenKeys(spill=spill, **window)
+                )
+                try:
+                    posted = _import(engine, book, stream, skip_invalid, batch_rows)
+                except ConflictError:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    continue
+                except Unordered:
+                    break
+                rejected_file = None
+                if stream.rejected:
+                    rejected_file = write_rejected(path, stream.header, stream.rejected)
+                return ImportResult(stream.rows, len(stream.rejected), rejected_file, posted)
+    raise AssertionError("unreachable: the spilling pass never raises Unordered")
 
 
 def _import(
     engine: Engine,
     book: PriceBook,
-    path: Path,
-    source: str,
+    stream: UsageCsvStream,
     skip_invalid: bool,
-    progress: Callable[[int], None] | None,
-) -> ImportResult:
-    parsed = read_usage_csv(path, source=source, progress=progress)
-    rejected_file = None
-    if parsed.problems:
-        if not skip_invalid:
-            raise InputError(parsed.problems)
-        rejected_file = write_rejected(path, parsed.header, parsed.rejected)
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            with engine.begin() as conn:
-                posted = post_usage(conn, parsed.observations, book)
-            break
-        except ConflictError:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise
-    return ImportResult(parsed.rows, len(parsed.rejected), rejected_file, posted)
+    batch_rows: int,
+) -> PostResult:
+    with engine.begin() as conn:
+        posting = _posting(conn, book)
+        for batch in stream.batches(batch_rows):
+            if stream.problems and not skip_invalid:
+                continue  # the file is refused: read on only to report every bad line
+            posting.add(batch)
+        if stream.problems and not skip_invalid:
+            raise InputError(stream.problems)  # leaving the block rolls everything back
+        return posting.finish()
+
+
+def _posting(conn: Connection, book: PriceBook) -> _Posting:
+    if conn.dialect.name == "postgresql":
+        from ledger.store.pg_import import StagedUsagePosting
+
+        return StagedUsagePosting(conn, book)
+    return UsagePosting(conn, book, keyed_when_wide=True)
 
 
 @contextmanager

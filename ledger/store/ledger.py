@@ -84,37 +84,75 @@ def post_usage(
     now: int | None = None,
 ) -> PostResult:
     """Post the difference each observation makes; the same observation twice posts nothing."""
-    result = PostResult(observed=len(observations))
-    if not observations:
-        return result
-    recorded_at = int(time.time()) if now is None else now
-    held = held_sums(conn, observations)
-    pricer = UsagePricer(book)
-    rows: list[tuple[Any, ...]] = []
-    version = book.version
-    for key, obs in observations.items():
-        counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
-        before = held.get(key)
-        # Equal counts post nothing, unless the key is held unpriced and a price now exists.
-        if before is not None and before[1:5] == counts and not (before[7] or before[8]):
-            result.unchanged += 1
-            continue
-        cost, base_cost = pricer.price(obs)
-        if before is not None and before[1:5] == counts:
-            newly_priced = (before[7] and cost is not None) or (before[8] and base_cost is not None)
-            if not newly_priced:
-                result.unchanged += 1  # still no price: nothing to correct
+    posting = UsagePosting(conn, book, now=now)
+    posting.add(observations)
+    return posting.finish()
+
+
+class UsagePosting:
+    """Posting observations batch by batch inside the caller's transaction.
+
+    One pricer and one `recorded_at` serve every batch. A key must not appear in two
+    batches: each batch is compared with what the ledger held before it.
+    `keyed_when_wide`: when a batch's time span holds far more entries than the batch
+    has keys (a file not in time order), read the held sums key by key instead of
+    scanning the span.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        book: PriceBook,
+        *,
+        now: int | None = None,
+        keyed_when_wide: bool = False,
+    ):
+        self.conn = conn
+        self.pricer = UsagePricer(book)
+        self.version = book.version
+        self.recorded_at = int(time.time()) if now is None else now
+        self.keyed_when_wide = keyed_when_wide
+        self.result = PostResult()
+
+    def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
+        result = self.result
+        result.observed += len(observations)
+        if not observations:
+            return
+        if self.keyed_when_wide and _span_is_wide(self.conn, observations):
+            held = held_sums_by_key(self.conn, observations)
+        else:
+            held = held_sums(self.conn, observations)
+        price = self.pricer.price
+        rows: list[tuple[Any, ...]] = []
+        version, recorded_at = self.version, self.recorded_at
+        for key, obs in observations.items():
+            counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+            before = held.get(key)
+            # Equal counts post nothing, unless the key is held unpriced and a price now exists.
+            if before is not None and before[1:5] == counts and not (before[7] or before[8]):
+                result.unchanged += 1
                 continue
-        if cost is None:
-            result.unpriced_models.add(key.model)
-        if before is None:
-            flags = (int(cost is None), int(base_cost is None))
-            rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
-            continue
-        rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
-    _insert_rows(conn, rows)
-    result.posted = len(rows)
-    return result
+            cost, base_cost = price(obs)
+            if before is not None and before[1:5] == counts:
+                newly_priced = (before[7] and cost is not None) or (
+                    before[8] and base_cost is not None
+                )
+                if not newly_priced:
+                    result.unchanged += 1  # still no price: nothing to correct
+                    continue
+            if cost is None:
+                result.unpriced_models.add(key.model)
+            if before is None:
+                flags = (int(cost is None), int(base_cost is None))
+                rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
+                continue
+            rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
+        _insert_rows(self.conn, rows)
+        result.posted += len(rows)
+
+    def finish(self) -> PostResult:
+        return self.result
 
 
 def difference(
@@ -164,6 +202,53 @@ def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[Usag
                 key = row[:width]
                 if key not in observations:
                     continue
+                values = row[width:]
+                before = held.get(key)
+                held[key] = values if before is None else _combine(before, values)
+    finally:
+        cursor.close()
+    return held
+
+
+def _span_is_wide(conn: Connection, keys: Collection[UsageKey]) -> bool:
+    """Does the keys' time span hold many more entries than there are keys?"""
+    starts = [k.bucket_start for k in keys]
+    limit = 4 * len(keys) + 10_000
+    mark = _param_mark(conn)
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {_usage.name} "
+        f"WHERE bucket_start BETWEEN {mark} AND {mark} LIMIT {limit}) AS span"
+    )
+    found = conn.exec_driver_sql(sql, (min(starts), max(starts))).scalar_one()
+    return int(found) >= limit
+
+
+_KEYED_CHUNK = 500  # keys per lookup statement: 9 parameters each, well under any limit
+
+
+def held_sums_by_key(conn: Connection, observations: Collection[UsageKey]) -> dict[UsageKey, _Held]:
+    """Current sums for the given keys, looked up through the unique key's index."""
+    mark = _param_mark(conn)
+    width = len(USAGE_KEY_COLUMNS)
+    key_row = f"({', '.join([mark] * width)})"
+    match = " AND ".join(f"u.{c} = k.{c}" for c in USAGE_KEY_COLUMNS)
+    keys = list(observations)
+    held: dict[UsageKey, _Held] = {}
+    cursor = conn.connection.cursor()
+    try:
+        for i in range(0, len(keys), _KEYED_CHUNK):
+            chunk = keys[i : i + _KEYED_CHUNK]
+            sql = (
+                f"WITH k ({', '.join(USAGE_KEY_COLUMNS)}) AS "
+                f"(VALUES {', '.join([key_row] * len(chunk))}) "
+                f"SELECT {', '.join('u.' + c for c in USAGE_KEY_COLUMNS)}, u.revision, "
+                f"u.requests, u.input_tokens, u.cached_tokens, u.output_tokens, u.cost_pico, "
+                f"u.base_cost_pico, u.unpriced, u.base_unpriced "
+                f"FROM k JOIN {_usage.name} u ON {match}"
+            )
+            cursor.execute(sql, [value for key in chunk for value in key])
+            for row in cursor.fetchall():
+                key = row[:width]
                 values = row[width:]
                 before = held.get(key)
                 held[key] = values if before is None else _combine(before, values)
