@@ -109,7 +109,7 @@ def _posting(conn: Connection, book: PriceBook) -> _Posting:
         from ledger.store.pg_import import StagedUsagePosting
 
         return StagedUsagePosting(conn, book)
-    return UsagePosting(conn, book, keyed_when_wide=True)
+    return UsagePosting(conn, book, compare_in_db=True)
 
 
 @contextmanager

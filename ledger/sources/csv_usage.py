@@ -275,25 +275,45 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
     width = len(columns)
     fields = itemgetter(*(columns.get(name, width) for name in _FIELDS))
 
+    new = tuple.__new__  # UsageKey(...) without the Python-level __new__: a million calls
+
     def parse(row: list[str]) -> UsageObservation:
         if len(row) != width:  # more would be read as the missing optional columns
             raise _BadValue(f"has {len(row)} fields, the header has {width}")
         row.append("")
         start, end, model, project, key, user, batch, tier, req, inp, cached, out = fields(row)
         try:
-            counts = (int(req or 0), int(inp), int(cached or 0), int(out))
-            times = (int(start), int(end))
-            is_batch = _BOOLS[batch.strip().lower()]
+            requests = int(req) if req else 0
+            inputs = int(inp)
+            cached_n = int(cached) if cached else 0
+            outputs = int(out)
+            begins = int(start)
+            ends = int(end)
+            is_batch = _BOOLS.get(batch)
+            if is_batch is None:
+                is_batch = _BOOLS[batch.strip().lower()]
         except (ValueError, KeyError):
             return _careful(fields(row), source)
         model = model.strip()
-        if min(counts) < 0 or counts[2] > counts[1] or times[1] <= times[0] or not model:
+        # Any negative value makes the bitwise OR negative; any value past 63 bits, too big.
+        every = requests | inputs | cached_n | outputs | begins | ends
+        if (
+            every < 0
+            or every > MAX_INTEGER
+            or cached_n > inputs
+            or ends <= begins
+            or not model
+            or len(model) > 128
+            or len(project) > 128
+            or len(key) > 128
+            or len(user) > 128
+            or len(tier) > 32
+        ):
             return _careful(fields(row), source)
-        if max(*counts, *times) > MAX_INTEGER or max(map(len, (model, project, key, user))) > 128:
-            return _careful(fields(row), source)
-        usage_key = UsageKey(
+        usage_key = (
             source,
-            *times,
+            begins,
+            ends,
             model,
             project.strip(),
             key.strip(),
@@ -301,7 +321,9 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
             is_batch,
             tier.strip(),
         )
-        return UsageObservation(usage_key, *counts)
+        return new(
+            UsageObservation, (new(UsageKey, usage_key), requests, inputs, cached_n, outputs)
+        )
 
     return parse
 

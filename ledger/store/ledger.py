@@ -94,9 +94,10 @@ class UsagePosting:
 
     One pricer and one `recorded_at` serve every batch. A key must not appear in two
     batches: each batch is compared with what the ledger held before it.
-    `keyed_when_wide`: when a batch's time span holds far more entries than the batch
-    has keys (a file not in time order), read the held sums key by key instead of
-    scanning the span.
+    `compare_in_db` (SQLite imports): when the batch's time span already holds many
+    entries (a re-import), the batch is compared with the ledger inside the database,
+    which returns only the keys that are new or changed, instead of reading every held
+    entry of the span into Python.
     """
 
     def __init__(
@@ -105,13 +106,13 @@ class UsagePosting:
         book: PriceBook,
         *,
         now: int | None = None,
-        keyed_when_wide: bool = False,
+        compare_in_db: bool = False,
     ):
         self.conn = conn
         self.pricer = UsagePricer(book)
         self.version = book.version
         self.recorded_at = int(time.time()) if now is None else now
-        self.keyed_when_wide = keyed_when_wide
+        self.compare_in_db = compare_in_db
         self.result = PostResult()
 
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
@@ -119,16 +120,19 @@ class UsagePosting:
         result.observed += len(observations)
         if not observations:
             return
-        if self.keyed_when_wide and _span_is_wide(self.conn, observations):
-            held = held_sums_by_key(self.conn, observations)
+        items: Iterable[tuple[UsageKey, UsageObservation, _Held | None]]
+        if self.compare_in_db and _span_is_busy(self.conn, observations):
+            changed = changed_held_sums(self.conn, observations)
+            result.unchanged += len(observations) - len(changed)
+            items = ((obs.key, obs, before) for obs, before in changed)
         else:
             held = held_sums(self.conn, observations)
+            items = ((key, obs, held.get(key)) for key, obs in observations.items())
         price = self.pricer.price
         rows: list[tuple[Any, ...]] = []
         version, recorded_at = self.version, self.recorded_at
-        for key, obs in observations.items():
+        for key, obs, before in items:
             counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
-            before = held.get(key)
             # Equal counts post nothing, unless the key is held unpriced and a price now exists.
             if before is not None and before[1:5] == counts and not (before[7] or before[8]):
                 result.unchanged += 1
@@ -210,10 +214,10 @@ def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[Usag
     return held
 
 
-def _span_is_wide(conn: Connection, keys: Collection[UsageKey]) -> bool:
-    """Does the keys' time span hold many more entries than there are keys?"""
+def _span_is_busy(conn: Connection, keys: Collection[UsageKey]) -> bool:
+    """Does the keys' time span already hold entries for more than an eighth of them?"""
     starts = [k.bucket_start for k in keys]
-    limit = 4 * len(keys) + 10_000
+    limit = len(keys) // 8 + 1
     mark = _param_mark(conn)
     sql = (
         f"SELECT count(*) FROM (SELECT 1 FROM {_usage.name} "
@@ -223,38 +227,50 @@ def _span_is_wide(conn: Connection, keys: Collection[UsageKey]) -> bool:
     return int(found) >= limit
 
 
-_KEYED_CHUNK = 500  # keys per lookup statement: 9 parameters each, well under any limit
+_BATCH_TABLE = "ftledger_import_batch"
+_COUNT_COLUMNS = ("requests", "input_tokens", "cached_tokens", "output_tokens")
 
 
-def held_sums_by_key(conn: Connection, observations: Collection[UsageKey]) -> dict[UsageKey, _Held]:
-    """Current sums for the given keys, looked up through the unique key's index."""
-    mark = _param_mark(conn)
+def changed_held_sums(
+    conn: Connection, observations: Mapping[UsageKey, UsageObservation]
+) -> list[tuple[UsageObservation, _Held | None]]:
+    """The observations whose held sums differ from their observation (SQLite).
+
+    Each comes with its sums, or None when the ledger holds nothing for it. A key
+    left out is unchanged: its held counts equal the observation's and it has a price.
+    The batch goes into a temporary table and SQLite compares it with the ledger through
+    the unique key's index.
+    """
     width = len(USAGE_KEY_COLUMNS)
-    key_row = f"({', '.join([mark] * width)})"
-    match = " AND ".join(f"u.{c} = k.{c}" for c in USAGE_KEY_COLUMNS)
-    keys = list(observations)
-    held: dict[UsageKey, _Held] = {}
+    columns = (*USAGE_KEY_COLUMNS, *_COUNT_COLUMNS)
+    sums = ", ".join(f"sum(u.{c})" for c in (*_COUNT_COLUMNS, "cost_pico", "base_cost_pico"))
+    differs = " OR ".join(f"sum(u.{c}) <> b.{c}" for c in _COUNT_COLUMNS)
+    match = " AND ".join(f"u.{c} = b.{c}" for c in USAGE_KEY_COLUMNS)
     cursor = conn.connection.cursor()
     try:
-        for i in range(0, len(keys), _KEYED_CHUNK):
-            chunk = keys[i : i + _KEYED_CHUNK]
-            sql = (
-                f"WITH k ({', '.join(USAGE_KEY_COLUMNS)}) AS "
-                f"(VALUES {', '.join([key_row] * len(chunk))}) "
-                f"SELECT {', '.join('u.' + c for c in USAGE_KEY_COLUMNS)}, u.revision, "
-                f"u.requests, u.input_tokens, u.cached_tokens, u.output_tokens, u.cost_pico, "
-                f"u.base_cost_pico, u.unpriced, u.base_unpriced "
-                f"FROM k JOIN {_usage.name} u ON {match}"
-            )
-            cursor.execute(sql, [value for key in chunk for value in key])
-            for row in cursor.fetchall():
-                key = row[:width]
-                values = row[width:]
-                before = held.get(key)
-                held[key] = values if before is None else _combine(before, values)
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} ({', '.join(columns)})")
+        cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
+        cursor.executemany(
+            f"INSERT INTO temp.{_BATCH_TABLE} VALUES ({', '.join(['?'] * len(columns))})",
+            [(*key, *obs[1:]) for key, obs in observations.items()],
+        )
+        cursor.execute(
+            f"SELECT {', '.join('b.' + c for c in USAGE_KEY_COLUMNS)}, max(u.revision), {sums}, "
+            f"sum(u.unpriced), sum(u.base_unpriced) "
+            f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u ON {match} "
+            f"GROUP BY b.rowid "
+            f"HAVING count(u.id) = 0 OR {differs} OR sum(u.unpriced) <> 0 "
+            f"OR sum(u.base_unpriced) <> 0"
+        )
+        changed: list[tuple[UsageObservation, _Held | None]] = []
+        for row in cursor.fetchall():
+            held = row[width:]
+            # A plain tuple finds its UsageKey (and 1 finds True), as in held_sums.
+            changed.append((observations[row[:width]], None if held[0] is None else held))
+        cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
     finally:
         cursor.close()
-    return held
+    return changed
 
 
 def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
