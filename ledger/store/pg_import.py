@@ -29,7 +29,7 @@ _usage = core(UsageEntry).name
 _STAGE = "ftledger_import_stage"
 _KEY = USAGE_KEY_COLUMNS
 _COUNTS = ("requests", "input_tokens", "cached_tokens", "output_tokens")
-_STAGED = (*_KEY, *_COUNTS, "cost_pico", "base_cost_pico")
+_STAGED = ("n", *_KEY, *_COUNTS, "cost_pico", "base_cost_pico")
 
 
 class StagedUsagePosting:
@@ -45,7 +45,7 @@ class StagedUsagePosting:
         self.first: int | None = None
         self.last: int | None = None
         conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {_STAGE} (source text, bucket_start bigint, "
+            f"CREATE TEMPORARY TABLE {_STAGE} (n bigint, source text, bucket_start bigint, "
             "bucket_end bigint, model text, project_id text, api_key_id text, user_id text, "
             "batch boolean, service_tier text, requests bigint, input_tokens bigint, "
             "cached_tokens bigint, output_tokens bigint, cost_pico bigint, "
@@ -55,7 +55,6 @@ class StagedUsagePosting:
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
         if not observations:
             return
-        self.observed += len(observations)
         starts = [k.bucket_start for k in observations]
         low, high = min(starts), max(starts)
         self.first = low if self.first is None else min(self.first, low)
@@ -66,10 +65,11 @@ class StagedUsagePosting:
         try:
             with cursor.copy(f"COPY {_STAGE} ({', '.join(_STAGED)}) FROM STDIN") as copy:
                 write = copy.write_row
-                for obs in observations.values():
-                    write((*obs.key, *obs[1:], *price(obs)))
+                for n, obs in enumerate(observations.values(), start=self.observed + 1):
+                    write((n, *obs.key, *obs[1:], *price(obs)))
         finally:
             cursor.close()
+        self.observed += len(observations)
 
     def finish(self) -> PostResult:
         result = PostResult(observed=self.observed)
@@ -77,30 +77,30 @@ class StagedUsagePosting:
             return result
         conn = self.conn
         conn.exec_driver_sql(f"ANALYZE {_STAGE}")
-        keys = ", ".join(_KEY)
-        sums = ", ".join(f"sum(u.{c}) AS {c}" for c in (*_COUNTS, "cost_pico", "base_cost_pico"))
-        on = " AND ".join(f"h.{c} = s.{c}" for c in _KEY)
+        sums = ", ".join(
+            f"sum(u.{c}) AS {c}"
+            for c in (*_COUNTS, "cost_pico", "base_cost_pico", "unpriced", "base_unpriced")
+        )
+        match = " AND ".join(f"u.{c} = s.{c}" for c in _KEY)
         same = " AND ".join(f"h.{c} = s.{c}" for c in _COUNTS)
         diffs = ", ".join(f"s.{c} - coalesce(h.{c}, 0)" for c in _COUNTS)
         sql = f"""
             WITH held AS (
-                SELECT {", ".join(f"u.{c}" for c in _KEY)}, max(u.revision) AS revision, {sums},
-                       sum(u.unpriced) AS unpriced, sum(u.base_unpriced) AS base_unpriced
-                FROM {_usage} u
+                SELECT s.n, max(u.revision) AS revision, {sums}
+                FROM {_STAGE} s JOIN {_usage} u ON {match}
                 WHERE u.source = ANY(%(sources)s) AND u.bucket_start BETWEEN %(first)s AND %(last)s
-                  AND EXISTS (SELECT 1 FROM {_STAGE} s
-                              WHERE {" AND ".join(f"s.{c} = u.{c}" for c in _KEY)})
-                GROUP BY {", ".join(f"u.{c}" for c in _KEY)}
+                GROUP BY s.n
             ), posted AS (
-                INSERT INTO {_usage} ({keys}, revision, {", ".join(_COUNTS)}, cost_pico,
-                    base_cost_pico, unpriced, base_unpriced, price_version, recorded_at)
+                INSERT INTO {_usage} ({", ".join(_KEY)}, revision, {", ".join(_COUNTS)},
+                    cost_pico, base_cost_pico, unpriced, base_unpriced, price_version,
+                    recorded_at)
                 SELECT {", ".join(f"s.{c}" for c in _KEY)}, coalesce(h.revision, 0) + 1, {diffs},
                     s.cost_pico - coalesce(h.cost_pico, 0),
                     s.base_cost_pico - coalesce(h.base_cost_pico, 0),
                     (s.cost_pico IS NULL)::int - coalesce(h.unpriced, 0),
                     (s.base_cost_pico IS NULL)::int - coalesce(h.base_unpriced, 0),
                     %(version)s, %(recorded_at)s
-                FROM {_STAGE} s LEFT JOIN held h ON {on}
+                FROM {_STAGE} s LEFT JOIN held h ON h.n = s.n
                 WHERE h.revision IS NULL OR NOT ({same})
                    OR (h.unpriced <> 0 AND s.cost_pico IS NOT NULL)
                    OR (h.base_unpriced <> 0 AND s.base_cost_pico IS NOT NULL)
@@ -115,12 +115,16 @@ class StagedUsagePosting:
             "version": self.version,
             "recorded_at": self.recorded_at,
         }
+        # Hash joins: the ledger's statistics may predate the rows just staged (or a large
+        # import just committed), and a nested loop over a million keys never ends.
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
         try:
             posted, unpriced = conn.exec_driver_sql(sql, params).one()
         except IntegrityError:
             raise ConflictError(
                 "another writer posted the same usage at the same time; nothing was written"
             ) from None
+        conn.exec_driver_sql("RESET enable_nestloop")
         result.posted = int(posted)
         result.unchanged = self.observed - result.posted
         result.unpriced_models = set(unpriced or ())
