@@ -7,19 +7,21 @@ is rolled back: nothing is posted. A key repeated anywhere in the file is merged
 its counts are equal and reported when not, exactly as if the file were read whole
 (sources.csv_usage.SeenKeys).
 
-SQLite posts each batch as it comes (store.ledger.UsagePosting); PostgreSQL copies the
-priced batches into a staging table and posts them with one INSERT ... SELECT
-(store.pg_import.StagedUsagePosting).
+SQLite posts each batch with executemany (store.ledger.UsagePosting); PostgreSQL copies
+each priced batch into a staging table and posts it with one INSERT ... SELECT
+(store.pg_import.StagedUsagePosting). A reader thread parses the next batch meanwhile.
 """
 
 from __future__ import annotations
 
 import gc
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar, cast
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -95,7 +97,7 @@ def _import(
 ) -> PostResult:
     with engine.begin() as conn:
         posting = _posting(conn, book)
-        for batch in stream.batches(batch_rows):
+        for batch in read_ahead(stream.batches(batch_rows)):
             if stream.problems and not skip_invalid:
                 continue  # the file is refused: read on only to report every bad line
             posting.add(batch)
@@ -110,6 +112,65 @@ def _posting(conn: Connection, book: PriceBook) -> _Posting:
 
         return StagedUsagePosting(conn, book)
     return UsagePosting(conn, book, compare_in_db=True)
+
+
+T = TypeVar("T")
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """Produce the next batch in a thread while the caller writes this one.
+
+    Reading and parsing are Python; writing is mostly the database driver, which releases
+    the GIL (SQLite while it steps, psycopg while it talks to the server), so the two
+    overlap. One batch waits at most: memory stays bounded. An exception in the reader
+    is raised here; leaving early stops the reader and closes `items` in its thread.
+    """
+    handoff: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=produce, name="ftledger-import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield cast(T, item)
+    finally:
+        stop.set()
+        reader.join()
 
 
 @contextmanager
