@@ -145,3 +145,35 @@ def test_seen_keys_forget_in_time_order_and_spill_otherwise():
     assert spilling.check(obs(0, 2)) is False
     assert spilling.check(obs(9, 1)) is None
     spilling.close()
+
+
+def test_read_ahead_keeps_order_raises_the_readers_error_and_closes_early():
+    from ledger.importer import read_ahead
+
+    assert list(read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+
+    def failing():
+        yield 1
+        raise InputError([])
+
+    got = []
+    with pytest.raises(InputError):
+        for item in read_ahead(failing()):
+            got.append(item)
+    assert got == [1]
+
+    closed = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.append(True)
+
+    for item in read_ahead(endless()):
+        if item == 3:
+            break
+    assert closed == [True]
