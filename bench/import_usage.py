@@ -106,8 +106,10 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
     bases = ["gpt-4o-mini-2024-07-18", "gpt-4.1-2025-04-14", "gpt-3.5-turbo-0125"]
     models = [f"ft:{b}:acme:team{i}:id{i:03d}" for b in bases for i in range(10)]
     models += [*bases, "ft:gpt-4.1-mini:acme:x:ckpt1:ckpt-step-50", "mystery-model"]
-    dims = [(m, f"proj_{p}", f"key_{p}_{k}") for m in models for p in range(8) for k in range(6)]
     per_hour = -(-rows // MONTH_HOURS)
+    # Six keys per project up to ~1.2M rows; more keys (not more hours) past that.
+    keys = max(6, -(-per_hour // (len(models) * 8)))
+    dims = [(m, f"proj_{p}", f"key_{p}_{k}") for m in models for p in range(8) for k in range(keys)]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)

@@ -1,7 +1,8 @@
 """Reading usage from a CSV file whose columns are named as the Usage API's result fields.
 
-Every bad line is collected (with its line number and reason) so a user fixes the file
-in one pass; the caller decides whether bad lines reject the whole file.
+The file is read as a stream of batches, so memory does not grow with it. Every bad line
+is collected (with its line number and reason) so a user fixes the file in one pass; the
+caller decides whether bad lines reject the whole file.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import csv
 import sqlite3
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -34,15 +34,6 @@ MAX_LENGTH = {"model": 255, "project_id": 128, "api_key_id": 128, "user_id": 128
 MAX_LENGTH["service_tier"] = 32
 MAX_INTEGER = 2**63 - 1
 _FALSE = {"false", "0", "no", "f", ""}
-
-
-@dataclass
-class CsvUsage:
-    observations: dict[UsageKey, UsageObservation] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    rejected: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, row, reason
-    header: list[str] = field(default_factory=list)
-    rows: int = 0
 
 
 class _BadValue(ValueError):
@@ -223,20 +214,6 @@ class UsageCsvStream:
     def _reject(self, line: int, row: list[str], reason: str) -> None:
         self.problems.append(Problem(f"{self.path}:{line}", reason))
         self.rejected.append((line, row, reason))
-
-
-def read_usage_csv(
-    path: Path, *, source: str = "import", progress: Callable[[int], None] | None = None
-) -> CsvUsage:
-    """Parse the whole file into memory; raise InputError only for problems that stop
-    reading it. (The importer streams with UsageCsvStream instead.)"""
-    stream = UsageCsvStream(path, source=source, progress=progress, seen=SeenKeys(spill=True))
-    result = CsvUsage()
-    for batch in stream.batches(50_000):
-        result.observations.update(batch)
-    result.problems, result.rejected = stream.problems, stream.rejected
-    result.header, result.rows = stream.header, stream.rows
-    return result
 
 
 def _bad_byte(path: Path) -> Problem:
