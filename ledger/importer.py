@@ -17,8 +17,8 @@ from __future__ import annotations
 import gc
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
@@ -102,10 +102,11 @@ def _import(
             # The server works in its own process: parse the next batch meanwhile. (On
             # SQLite the write is mostly Python binding; a thread measured no faster.)
             batches = read_ahead(batches)
-        for batch in batches:
-            if stream.problems and not skip_invalid:
-                continue  # the file is refused: read on only to report every bad line
-            posting.add(batch)
+        with closing(batches):  # on an error, stop the reader (and its thread) now
+            for batch in batches:
+                if stream.problems and not skip_invalid:
+                    continue  # the file is refused: read on only to report every bad line
+                posting.add(batch)
         if stream.problems and not skip_invalid:
             raise InputError(stream.problems)  # leaving the block rolls everything back
         return posting.finish()
@@ -130,7 +131,7 @@ class _Failed:
 _DONE = object()
 
 
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
+def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
     """Produce the next batch in a thread while the caller writes this one.
 
     Reading and parsing are Python; writing is mostly the database driver, which releases

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -148,7 +148,7 @@ class UsageCsvStream:
         self.header: list[str] = []
         self.rows = 0
 
-    def batches(self, size: int) -> Iterator[dict[UsageKey, UsageObservation]]:
+    def batches(self, size: int) -> Generator[dict[UsageKey, UsageObservation], None, None]:
         try:
             handle = self.path.open("r", encoding="utf-8", newline="")
         except OSError as exc:

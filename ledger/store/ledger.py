@@ -215,9 +215,13 @@ def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[Usag
 
 
 def _span_is_busy(conn: Connection, keys: Collection[UsageKey]) -> bool:
-    """Does the keys' time span already hold entries for more than an eighth of them?"""
+    """Does the keys' time span already hold entries for half as many keys or more?
+
+    A re-import does (every key is held); a first import of a file in time order holds
+    at most the hour it shares with the previous batch, cheaper to read into Python.
+    """
     starts = [k.bucket_start for k in keys]
-    limit = len(keys) // 8 + 1
+    limit = len(keys) // 2 + 1
     mark = _param_mark(conn)
     sql = (
         f"SELECT count(*) FROM (SELECT 1 FROM {_usage.name} "
