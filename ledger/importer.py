@@ -1,20 +1,38 @@
-"""Importing a usage CSV into the ledger: all of it, once, or nothing."""
+"""Importing a usage CSV into the ledger: all of it, once, or nothing.
+
+The file is streamed: rows are parsed, validated, priced and written in batches inside
+one transaction, so memory stays bounded whatever the file's size. A bad line is
+reported with its line number and, unless the caller skips bad lines, the transaction
+is rolled back: nothing is posted. A key repeated anywhere in the file is merged when
+its counts are equal and reported when not, exactly as if the file were read whole
+(sources.csv_usage.SeenKeys).
+
+SQLite posts each batch with executemany (store.ledger.UsagePosting); PostgreSQL copies
+each priced batch into a staging table and posts it with one INSERT ... SELECT
+(store.pg_import.StagedUsagePosting), while a reader thread parses the next batch.
+"""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar, cast
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import InputError
 from ledger.pricebook import PriceBook
-from ledger.sources.csv_usage import read_usage_csv, write_rejected
+from ledger.sources.csv_usage import SeenKeys, Unordered, UsageCsvStream, write_rejected
 from ledger.store.errors import in_transaction
-from ledger.store.ledger import PostResult, post_usage
+from ledger.store.ledger import PostResult, UsagePosting
+
+BATCH_ROWS = 25_000
 
 
 @dataclass
@@ -25,6 +43,11 @@ class ImportResult:
     posted: PostResult
 
 
+class _Posting(Protocol):
+    def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None: ...
+    def finish(self) -> PostResult: ...
+
+
 def import_usage(
     engine: Engine,
     book: PriceBook,
@@ -33,36 +56,125 @@ def import_usage(
     source: str = "import",
     skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
+    batch_rows: int = BATCH_ROWS,
+    seen_window: int | None = None,
 ) -> ImportResult:
-    """Read, validate, then post every row in one transaction (a re-import posts nothing).
+    """Read, validate and post every row in one transaction (a re-import posts nothing).
 
     A bad row rejects the file, listing every bad line, unless `skip_invalid`: then the
     good rows are imported and the bad ones are written to FILE.rejected.csv.
+    `batch_rows` and `seen_window` bound memory (tests make them small).
     """
     with cyclic_gc_paused():
-        return _import(engine, book, path, source, skip_invalid, progress)
+        # A file not in time order is read again with the key window spilling to disk.
+        window = {} if seen_window is None else {"window": seen_window}
+        for spill in (False, True):
+
+            def attempt(conn: Connection, spill: bool = spill) -> tuple[UsageCsvStream, PostResult]:
+                seen = SeenKeys(spill=spill, **window)
+                stream = UsageCsvStream(path, source=source, progress=progress, seen=seen)
+                return stream, _import(conn, book, stream, skip_invalid, batch_rows)
+
+            try:
+                stream, posted = in_transaction(engine, attempt, doing="importing usage")
+            except Unordered:
+                continue
+            rejected_file = None
+            if stream.rejected:
+                rejected_file = write_rejected(path, stream.header, stream.rejected)
+            return ImportResult(stream.rows, len(stream.rejected), rejected_file, posted)
+    raise AssertionError("unreachable: the spilling pass never raises Unordered")
 
 
 def _import(
-    engine: Engine,
+    conn: Connection,
     book: PriceBook,
-    path: Path,
-    source: str,
+    stream: UsageCsvStream,
     skip_invalid: bool,
-    progress: Callable[[int], None] | None,
-) -> ImportResult:
-    parsed = read_usage_csv(path, source=source, progress=progress)
-    rejected_file = None
-    if parsed.problems:
-        if not skip_invalid:
-            raise InputError(parsed.problems)
-        rejected_file = write_rejected(path, parsed.header, parsed.rejected)
-    posted = in_transaction(
-        engine,
-        lambda conn: post_usage(conn, parsed.observations, book),
-        doing="importing usage",
-    )
-    return ImportResult(parsed.rows, len(parsed.rejected), rejected_file, posted)
+    batch_rows: int,
+) -> PostResult:
+    """Stream `stream` into the ledger on `conn` (the caller's transaction)."""
+    posting = _posting(conn, book)
+    batches = stream.batches(batch_rows)
+    if conn.dialect.name == "postgresql":
+        # The server works in its own process: parse the next batch meanwhile. (On
+        # SQLite the write is mostly Python binding; a thread measured no faster.)
+        batches = read_ahead(batches)
+    with closing(batches):  # on an error, stop the reader (and its thread) now
+        for batch in batches:
+            if stream.problems and not skip_invalid:
+                continue  # the file is refused: read on only to report every bad line
+            posting.add(batch)
+    if stream.problems and not skip_invalid:
+        raise InputError(stream.problems)  # leaving the transaction rolls everything back
+    return posting.finish()
+
+
+def _posting(conn: Connection, book: PriceBook) -> _Posting:
+    if conn.dialect.name == "postgresql":
+        from ledger.store.pg_import import StagedUsagePosting
+
+        return StagedUsagePosting(conn, book)
+    return UsagePosting(conn, book, compare_in_db=True)
+
+
+T = TypeVar("T")
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """Produce the next batch in a thread while the caller writes this one.
+
+    Reading and parsing are Python; writing is mostly the database driver, which releases
+    the GIL (SQLite while it steps, psycopg while it talks to the server), so the two
+    overlap. One batch waits at most: memory stays bounded. An exception in the reader
+    is raised here; leaving early stops the reader and closes `items` in its thread.
+    """
+    handoff: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=produce, name="ftledger-import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield cast(T, item)
+    finally:
+        stop.set()
+        reader.join()
 
 
 @contextmanager

@@ -1,14 +1,15 @@
 """Reading usage from a CSV file whose columns are named as the Usage API's result fields.
 
-Every bad line is collected (with its line number and reason) so a user fixes the file
-in one pass; the caller decides whether bad lines reject the whole file.
+The file is read as a stream of batches, so memory does not grow with it. Every bad line
+is collected (with its line number and reason) so a user fixes the file in one pass; the
+caller decides whether bad lines reject the whole file.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import sqlite3
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -35,85 +36,184 @@ MAX_INTEGER = 2**63 - 1
 _FALSE = {"false", "0", "no", "f", ""}
 
 
-@dataclass
-class CsvUsage:
-    observations: dict[UsageKey, UsageObservation] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    rejected: list[tuple[int, list[str], str]] = field(default_factory=list)  # line, row, reason
-    header: list[str] = field(default_factory=list)
-    rows: int = 0
-
-
 class _BadValue(ValueError):
     pass
 
 
-def read_usage_csv(
-    path: Path, *, source: str = "import", progress: Callable[[int], None] | None = None
-) -> CsvUsage:
-    """Parse the whole file; raise InputError only for problems that stop reading it.
+class Unordered(Exception):
+    """A row of a bucket the bounded key window already forgot: read again with spilling."""
 
-    The file is decoded as a whole text stream (fast); only when it holds a byte that
-    is not UTF-8 is it read again line by line, to name that line.
+
+# Keys remembered in memory before the earliest buckets are forgotten (or spilled).
+SEEN_WINDOW = 100_000
+
+
+class SeenKeys:
+    """Every key accepted so far from one file, with its counts: exact, in bounded memory.
+
+    Keys are kept in memory grouped by bucket start. Past `window` keys the earliest
+    buckets are forgotten; a file in time order (as the Usage API and its exports are)
+    never mentions them again. If a later row does, `check` raises Unordered when not
+    `spill`; with `spill`, forgotten keys go to a private SQLite scratch file instead
+    and are looked up there, so any order is exact, only slower.
     """
-    try:
-        handle = path.open("r", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
-    with handle:
+
+    def __init__(self, *, window: int = SEEN_WINDOW, spill: bool = False):
+        self._window = window
+        self._spill = spill
+        self._groups: dict[int, dict[UsageKey, UsageObservation]] = {}
+        self._size = 0
+        self._forgot_upto: int | None = None  # the latest bucket start forgotten
+        self._db: sqlite3.Connection | None = None
+
+    def check(self, obs: UsageObservation) -> bool | None:
+        """None for a new key (now remembered), True for an identical repeat, False for a
+        repeat with other counts."""
+        key = obs.key
+        start = key.bucket_start
+        group = self._groups.get(start)
+        if group is not None:
+            seen = group.get(key)
+            if seen is not None:
+                return seen.same_counts(obs)
+        if self._forgot_upto is not None and start <= self._forgot_upto:
+            if self._db is None:
+                raise Unordered(f"bucket {start} appears again after it was forgotten")
+            found = self._db.execute(
+                "SELECT requests, input, cached, output FROM seen WHERE key = ?", (repr(key),)
+            ).fetchone()
+            if found is not None:
+                return tuple(found) == obs[1:]
+        if group is None:
+            group = self._groups[start] = {}
+        group[key] = obs
+        self._size += 1
+        if self._size > self._window:
+            self._forget()
+        return None
+
+    def _forget(self) -> None:
+        """Forget the earliest buckets until half the window is free."""
+        for start in sorted(self._groups):
+            if self._size <= self._window // 2:
+                break
+            group = self._groups.pop(start)
+            self._size -= len(group)
+            self._forgot_upto = max(start, self._forgot_upto or start)
+            if self._spill:
+                self._scratch().executemany(
+                    "INSERT INTO seen VALUES (?, ?, ?, ?, ?)",
+                    ((repr(k), *o[1:]) for k, o in group.items()),
+                )
+
+    def _scratch(self) -> sqlite3.Connection:
+        if self._db is None:
+            # "": a private temporary database on disk, deleted when closed.
+            self._db = sqlite3.connect("", isolation_level=None)
+            self._db.execute("PRAGMA cache_size = -16384")
+            self._db.execute(
+                "CREATE TABLE seen (key TEXT PRIMARY KEY, requests INTEGER, input INTEGER, "
+                "cached INTEGER, output INTEGER) WITHOUT ROWID"
+            )
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class UsageCsvStream:
+    """A usage CSV read in batches of observations whose keys never repeat across batches.
+
+    Bad lines are collected in `problems` (with their line) and `rejected` as they are
+    met; problems that stop reading (no header, a missing column, malformed CSV, a byte
+    that is not UTF-8) raise InputError from `batches`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        source: str = "import",
+        progress: Callable[[int], None] | None = None,
+        seen: SeenKeys | None = None,
+    ):
+        self.path = path
+        self.source = source
+        self.progress = progress
+        self.seen = seen if seen is not None else SeenKeys()
+        self.problems: list[Problem] = []
+        self.rejected: list[tuple[int, list[str], str]] = []  # line, row, reason
+        self.header: list[str] = []
+        self.rows = 0
+
+    def batches(self, size: int) -> Generator[dict[UsageKey, UsageObservation], None, None]:
         try:
-            return _read(handle, path, source, progress)
-        except UnicodeDecodeError:
-            pass
-    raise InputError([_bad_byte(path)])
-
-
-def _read(
-    handle: TextIO,
-    path: Path,
-    source: str,
-    progress: Callable[[int], None] | None,
-) -> CsvUsage:
-    result = CsvUsage()
-    reader = csv.reader(handle)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError([Problem(str(path), "is empty (expected a header row)")]) from None
-    except csv.Error as exc:
-        raise InputError([Problem(f"{path}:1", f"malformed CSV: {exc}")]) from None
-    result.header = header
-    columns = {name.strip(): i for i, name in enumerate(header)}
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
-    parse = _row_parser(columns, source)
-    observations = result.observations
-    ended = reader.line_num  # the line the previous row ended on
-    try:
-        for count, row in enumerate(reader, start=1):
-            line, ended = ended + 1, reader.line_num  # a quoted field may span lines
-            if progress is not None and count % 50_000 == 0:
-                progress(handle.buffer.tell())
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            result.rows += 1
+            handle = self.path.open("r", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise InputError([Problem(str(self.path), f"cannot read: {exc.strerror}")]) from None
+        with handle:
             try:
-                obs = parse(row)
-            except _BadValue as exc:
-                result.problems.append(Problem(f"{path}:{line}", str(exc)))
-                result.rejected.append((line, row, str(exc)))
-                continue
-            seen = observations.get(obs.key)
-            if seen is None:
-                observations[obs.key] = obs
-            elif not seen.same_counts(obs):
-                reason = "the same bucket and dimensions appear earlier with other counts"
-                result.problems.append(Problem(f"{path}:{line}", reason))
-                result.rejected.append((line, row, reason))
-    except csv.Error as exc:
-        raise InputError([Problem(f"{path}:{ended + 1}", f"malformed CSV: {exc}")]) from None
-    return result
+                yield from self._read(handle, size)
+                return
+            except UnicodeDecodeError:
+                pass
+            finally:
+                self.seen.close()
+        raise InputError([_bad_byte(self.path)])
+
+    def _read(self, handle: TextIO, size: int) -> Iterator[dict[UsageKey, UsageObservation]]:
+        path, progress = self.path, self.progress
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InputError([Problem(str(path), "is empty (expected a header row)")]) from None
+        except csv.Error as exc:
+            raise InputError([Problem(f"{path}:1", f"malformed CSV: {exc}")]) from None
+        self.header = header
+        columns = {name.strip(): i for i, name in enumerate(header)}
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
+        parse = _row_parser(columns, self.source)
+        check = self.seen.check
+        batch: dict[UsageKey, UsageObservation] = {}
+        ended = reader.line_num  # the line the previous row ended on
+        rows = 0
+        try:
+            for row in reader:
+                line, ended = ended + 1, reader.line_num  # a quoted field may span lines
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                rows += 1
+                try:
+                    obs = parse(row)
+                except _BadValue as exc:
+                    self._reject(line, row, str(exc))
+                    continue
+                repeat = check(obs)
+                if repeat is None:
+                    batch[obs.key] = obs
+                    if len(batch) >= size:
+                        self.rows = rows
+                        if progress is not None:
+                            progress(handle.buffer.tell())
+                        yield batch
+                        batch = {}
+                elif not repeat:
+                    reason = "the same bucket and dimensions appear earlier with other counts"
+                    self._reject(line, row, reason)
+        except csv.Error as exc:
+            raise InputError([Problem(f"{path}:{ended + 1}", f"malformed CSV: {exc}")]) from None
+        self.rows = rows
+        if batch:
+            yield batch
+
+    def _reject(self, line: int, row: list[str], reason: str) -> None:
+        self.problems.append(Problem(f"{self.path}:{line}", reason))
+        self.rejected.append((line, row, reason))
 
 
 def _bad_byte(path: Path) -> Problem:
@@ -152,25 +252,45 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
     width = len(columns)
     fields = itemgetter(*(columns.get(name, width) for name in _FIELDS))
 
+    new = tuple.__new__  # UsageKey(...) without the Python-level __new__: a million calls
+
     def parse(row: list[str]) -> UsageObservation:
         if len(row) != width:  # more would be read as the missing optional columns
             raise _BadValue(f"has {len(row)} fields, the header has {width}")
         row.append("")
         start, end, model, project, key, user, batch, tier, req, inp, cached, out = fields(row)
         try:
-            counts = (int(req or 0), int(inp), int(cached or 0), int(out))
-            times = (int(start), int(end))
-            is_batch = _BOOLS[batch.strip().lower()]
+            requests = int(req) if req else 0
+            inputs = int(inp)
+            cached_n = int(cached) if cached else 0
+            outputs = int(out)
+            begins = int(start)
+            ends = int(end)
+            is_batch = _BOOLS.get(batch)
+            if is_batch is None:
+                is_batch = _BOOLS[batch.strip().lower()]
         except (ValueError, KeyError):
             return _careful(fields(row), source)
         model = model.strip()
-        if min(counts) < 0 or counts[2] > counts[1] or times[1] <= times[0] or not model:
+        # Any negative value makes the bitwise OR negative; any value past 63 bits, too big.
+        every = requests | inputs | cached_n | outputs | begins | ends
+        if (
+            every < 0
+            or every > MAX_INTEGER
+            or cached_n > inputs
+            or ends <= begins
+            or not model
+            or len(model) > 128
+            or len(project) > 128
+            or len(key) > 128
+            or len(user) > 128
+            or len(tier) > 32
+        ):
             return _careful(fields(row), source)
-        if max(*counts, *times) > MAX_INTEGER or max(map(len, (model, project, key, user))) > 128:
-            return _careful(fields(row), source)
-        usage_key = UsageKey(
+        usage_key = (
             source,
-            *times,
+            begins,
+            ends,
             model,
             project.strip(),
             key.strip(),
@@ -178,7 +298,9 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
             is_batch,
             tier.strip(),
         )
-        return UsageObservation(usage_key, *counts)
+        return new(
+            UsageObservation, (new(UsageKey, usage_key), requests, inputs, cached_n, outputs)
+        )
 
     return parse
 

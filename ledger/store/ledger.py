@@ -77,37 +77,79 @@ def post_usage(
     now: int | None = None,
 ) -> PostResult:
     """Post the difference each observation makes; the same observation twice posts nothing."""
-    result = PostResult(observed=len(observations))
-    if not observations:
-        return result
-    recorded_at = int(time.time()) if now is None else now
-    held = held_sums(conn, observations)
-    pricer = UsagePricer(book)
-    rows: list[tuple[Any, ...]] = []
-    version = book.version
-    for key, obs in observations.items():
-        counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
-        before = held.get(key)
-        # Equal counts post nothing, unless the key is held unpriced and a price now exists.
-        if before is not None and before[1:5] == counts and not (before[7] or before[8]):
-            result.unchanged += 1
-            continue
-        cost, base_cost = pricer.price(obs)
-        if before is not None and before[1:5] == counts:
-            newly_priced = (before[7] and cost is not None) or (before[8] and base_cost is not None)
-            if not newly_priced:
-                result.unchanged += 1  # still no price: nothing to correct
+    posting = UsagePosting(conn, book, now=now)
+    posting.add(observations)
+    return posting.finish()
+
+
+class UsagePosting:
+    """Posting observations batch by batch inside the caller's transaction.
+
+    One pricer and one `recorded_at` serve every batch. A key must not appear in two
+    batches: each batch is compared with what the ledger held before it.
+    `compare_in_db` (SQLite imports): when the batch's time span already holds many
+    entries (a re-import), the batch is compared with the ledger inside the database,
+    which returns only the keys that are new or changed, instead of reading every held
+    entry of the span into Python.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        book: PriceBook,
+        *,
+        now: int | None = None,
+        compare_in_db: bool = False,
+    ):
+        self.conn = conn
+        self.pricer = UsagePricer(book)
+        self.version = book.version
+        self.recorded_at = int(time.time()) if now is None else now
+        self.compare_in_db = compare_in_db
+        self.result = PostResult()
+
+    def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
+        result = self.result
+        result.observed += len(observations)
+        if not observations:
+            return
+        items: Iterable[tuple[UsageKey, UsageObservation, _Held | None]]
+        if self.compare_in_db and _span_is_busy(self.conn, observations):
+            changed = changed_held_sums(self.conn, observations)
+            result.unchanged += len(observations) - len(changed)
+            items = ((obs.key, obs, before) for obs, before in changed)
+        else:
+            held = held_sums(self.conn, observations)
+            items = ((key, obs, held.get(key)) for key, obs in observations.items())
+        price = self.pricer.price
+        rows: list[tuple[Any, ...]] = []
+        version, recorded_at = self.version, self.recorded_at
+        for key, obs, before in items:
+            counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+            # Equal counts post nothing, unless the key is held unpriced and a price now exists.
+            if before is not None and before[1:5] == counts and not (before[7] or before[8]):
+                result.unchanged += 1
                 continue
-        if cost is None:
-            result.unpriced_models.add(key.model)
-        if before is None:
-            flags = (int(cost is None), int(base_cost is None))
-            rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
-            continue
-        rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
-    _insert_rows(conn, rows)
-    result.posted = len(rows)
-    return result
+            cost, base_cost = price(obs)
+            if before is not None and before[1:5] == counts:
+                newly_priced = (before[7] and cost is not None) or (
+                    before[8] and base_cost is not None
+                )
+                if not newly_priced:
+                    result.unchanged += 1  # still no price: nothing to correct
+                    continue
+            if cost is None:
+                result.unpriced_models.add(key.model)
+            if before is None:
+                flags = (int(cost is None), int(base_cost is None))
+                rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
+                continue
+            rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
+        _insert_rows(self.conn, rows)
+        result.posted += len(rows)
+
+    def finish(self) -> PostResult:
+        return self.result
 
 
 def difference(
@@ -163,6 +205,69 @@ def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[Usag
     finally:
         cursor.close()
     return held
+
+
+def _span_is_busy(conn: Connection, keys: Collection[UsageKey]) -> bool:
+    """Does the keys' time span already hold entries for half as many keys or more?
+
+    A re-import does (every key is held); a first import of a file in time order holds
+    at most the hour it shares with the previous batch, cheaper to read into Python.
+    """
+    starts = [k.bucket_start for k in keys]
+    limit = len(keys) // 2 + 1
+    mark = _param_mark(conn)
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {_usage.name} "
+        f"WHERE bucket_start BETWEEN {mark} AND {mark} LIMIT {limit}) AS span"
+    )
+    found = conn.exec_driver_sql(sql, (min(starts), max(starts))).scalar_one()
+    return int(found) >= limit
+
+
+_BATCH_TABLE = "ftledger_import_batch"
+_COUNT_COLUMNS = ("requests", "input_tokens", "cached_tokens", "output_tokens")
+
+
+def changed_held_sums(
+    conn: Connection, observations: Mapping[UsageKey, UsageObservation]
+) -> list[tuple[UsageObservation, _Held | None]]:
+    """The observations whose held sums differ from their observation (SQLite).
+
+    Each comes with its sums, or None when the ledger holds nothing for it. A key
+    left out is unchanged: its held counts equal the observation's and it has a price.
+    The batch goes into a temporary table and SQLite compares it with the ledger through
+    the unique key's index.
+    """
+    width = len(USAGE_KEY_COLUMNS)
+    columns = (*USAGE_KEY_COLUMNS, *_COUNT_COLUMNS)
+    sums = ", ".join(f"sum(u.{c})" for c in (*_COUNT_COLUMNS, "cost_pico", "base_cost_pico"))
+    differs = " OR ".join(f"sum(u.{c}) <> b.{c}" for c in _COUNT_COLUMNS)
+    match = " AND ".join(f"u.{c} = b.{c}" for c in USAGE_KEY_COLUMNS)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} ({', '.join(columns)})")
+        cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
+        cursor.executemany(
+            f"INSERT INTO temp.{_BATCH_TABLE} VALUES ({', '.join(['?'] * len(columns))})",
+            [(*key, *obs[1:]) for key, obs in observations.items()],
+        )
+        cursor.execute(
+            f"SELECT {', '.join('b.' + c for c in USAGE_KEY_COLUMNS)}, max(u.revision), {sums}, "
+            f"sum(u.unpriced), sum(u.base_unpriced) "
+            f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u ON {match} "
+            f"GROUP BY b.rowid "
+            f"HAVING count(u.id) = 0 OR {differs} OR sum(u.unpriced) <> 0 "
+            f"OR sum(u.base_unpriced) <> 0"
+        )
+        changed: list[tuple[UsageObservation, _Held | None]] = []
+        for row in cursor.fetchall():
+            held = row[width:]
+            # A plain tuple finds its UsageKey (and 1 finds True), as in held_sums.
+            changed.append((observations[row[:width]], None if held[0] is None else held))
+        cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
+    finally:
+        cursor.close()
+    return changed
 
 
 def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
