@@ -51,9 +51,15 @@ from ledger.sources.checks import (
     usage_gap,
 )
 from ledger.store.billed import CostKey, mirror_costs
-from ledger.store.errors import in_transaction, translate
+from ledger.store.engine import read_connection
+from ledger.store.errors import db_errors, in_transaction, translate
 from ledger.store.jobs import upsert_job
-from ledger.store.ledger import PostResult, index_observations, post_training_fee
+from ledger.store.ledger import (
+    PostResult,
+    index_observations,
+    post_training_fee,
+    unchanged_left_out,
+)
 from ledger.store.ledger import post_usage as _post_usage
 from ledger.store.poll_lock import poll_lock
 from ledger.store.watermarks import advance as _advance
@@ -270,26 +276,32 @@ def _poll_usage(
 
     def read(start: int, end: int) -> Any:
         pages = list(reader.usage_pages(start, end, config.bucket_width))
-        observations, rejected = check_usage(
-            (obs for page in pages for obs in page), (start, end), pricer.price
-        )
-        covered = [page for page in pages if isinstance(page, UsagePage)]
-        if covered and len(covered) == len(pages):  # a reader that says which buckets
-            buckets = [b for page in covered for b in page.buckets]
-            gap = usage_gap(buckets, start, min(end, floor_to(now, width)))
-            rejected += [gap] if gap else []
-        report.rejected += rejected
-        indexed, conflicts = index_observations(observations)
+        indexed, conflicts = index_observations(obs for page in pages for obs in page)
         if conflicts:
             first = conflicts[0]
             raise UpstreamError(
                 f"{USAGE_ENDPOINT} returned {len(conflicts)} usage key(s) twice with different "
                 f"counts (first: {first.model} at {iso(first.bucket_start)})"
             )
-        return indexed
+        # A re-read lookback window is mostly what the ledger holds: compared in bulk
+        # first, so only new or changed readings are checked, priced and posted.
+        with db_errors("reading the ledger", engine.url), read_connection(engine) as conn:
+            fresh = unchanged_left_out(conn, indexed, start, end)
+        observations, rejected = check_usage(fresh.values(), (start, end), pricer.price)
+        covered = [page for page in pages if isinstance(page, UsagePage)]
+        if covered and len(covered) == len(pages):  # a reader that says which buckets
+            buckets = [b for page in covered for b in page.buckets]
+            gap = usage_gap(buckets, start, min(end, floor_to(now, width)))
+            rejected += [gap] if gap else []
+        report.rejected += rejected
+        return {obs.key: obs for obs in observations}, len(indexed) - len(fresh)
 
-    def post(conn: Connection, indexed: Any, start: int, end: int) -> PostResult:
-        return _post_usage(conn, indexed, book, now=now)
+    def post(conn: Connection, batch: Any, start: int, end: int) -> PostResult:
+        indexed, unchanged = batch
+        result = _post_usage(conn, indexed, book, now=now)
+        result.observed += unchanged
+        result.unchanged += unchanged
+        return result
 
     _poll_windows(
         engine,

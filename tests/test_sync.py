@@ -278,3 +278,45 @@ def test_plan_windows_first_poll_backfill_and_lookback():
     assert backfill[0][0] == 1_735_689_600
     jan = plan_windows(None, None, now=1_736_000_000, width=DAY, lookback_days=0, window_days=3)
     assert jan[0][0] == 1_733_011_200  # 2024-12-01: December of the previous year
+
+
+def test_a_steady_re_read_posts_only_what_changed_and_counts_the_rest(engine, book):
+    """A re-read lookback window is compared with the ledger in bulk: keys held as read
+    post nothing (several revisions summed), changed and new keys post, and a key held
+    without a price goes on to posting (which prices it once a price exists)."""
+    from ledger.config_file import LedgerConfig
+    from ledger.domain import UsageKey, UsageObservation
+
+    hours = [SINCE_TS + h * 3600 for h in range(4)]
+    keys = [UsageKey("openai", h, h + 3600, "ft:gpt-4o-mini-2024-07-18:acme:x:Y1") for h in hours]
+    odd = UsageKey("openai", hours[0], hours[0] + 3600, "ft:no-such-base:acme:x:Z")
+    readings = {k: UsageObservation(k, 1, 100, 0, 10) for k in keys}
+    readings[odd] = UsageObservation(odd, 1, 100, 0, 10)
+
+    class Reader:
+        def usage_pages(self, start, end, width):
+            yield [o for o in readings.values() if start <= o.key.bucket_start < end]
+
+    spec = SourceSpec(USAGE_SOURCE, "usage", Reader)
+    since = date(2025, 6, 11)
+
+    def poll():
+        report = poll_sources(engine, book, LedgerConfig(), [spec], since=since, now=NOW)
+        assert not report.failed, report.failed
+        return report.sources[0]
+
+    first = poll()
+    assert (first.posted, first.unchanged) == (5, 0)
+    readings[keys[1]] = UsageObservation(keys[1], 2, 200, 0, 20)  # revised: revision 2
+    second = poll()
+    assert (second.read, second.posted, second.unchanged) == (5, 1, 4)
+    third = poll()  # keys[1] now sums two entries, equal to its reading
+    assert (third.read, third.posted, third.unchanged) == (5, 0, 5)
+    readings[keys[3]] = UsageObservation(keys[3], 3, 300, 0, 30)
+    readings[UsageKey("openai", hours[2], hours[2] + 3600, "gpt-4o-mini")] = UsageObservation(
+        UsageKey("openai", hours[2], hours[2] + 3600, "gpt-4o-mini"), 1, 10, 0, 1
+    )
+    fourth = poll()
+    assert (fourth.read, fourth.posted, fourth.unchanged) == (6, 2, 4)
+    assert entry_count(engine) == 8
+    assert ledger_usage(engine)[tuple(keys[1])][:4] == (2, 200, 0, 20)

@@ -11,8 +11,10 @@ counting twice; callers run posting inside their transaction and retry on Confli
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import add
 from typing import Any
 
 from sqlalchemy import Table
@@ -268,6 +270,55 @@ def changed_held_sums(
     finally:
         cursor.close()
     return changed
+
+
+def unchanged_left_out(
+    conn: Connection, observations: Mapping[UsageKey, UsageObservation], start: int, end: int
+) -> dict[UsageKey, UsageObservation]:
+    """The observations of [start, end) the ledger does not already hold as they are.
+
+    A steady poll re-reads its lookback window, and almost nothing in it changed. One
+    range read of the window's entries (key, counts, unpriced flags), summed per key only
+    where a key has several entries, is compared with the observations in bulk; one
+    whose counts equal its key's sums and that is priced would post nothing, and is left
+    out before any per-observation work (validation, pricing). Memory: the window's
+    entries, as many as the observations read. Posting the rest re-reads their sums
+    inside the write transaction, so this read needs no lock.
+    """
+    if not observations:
+        return {}
+    sources = sorted({k.source for k in observations})
+    mark = _param_mark(conn)
+    sql = (
+        f"SELECT {', '.join(USAGE_KEY_COLUMNS)}, {', '.join(_COUNT_COLUMNS)}, unpriced, "
+        f"base_unpriced FROM {_usage.name} "
+        f"WHERE source IN ({', '.join([mark] * len(sources))}) "
+        f"AND bucket_start >= {mark} AND bucket_start < {mark}"
+    )
+    width = len(USAGE_KEY_COLUMNS)
+    # Executed through SQLAlchemy (its errors are translated), fetched from the DBAPI
+    # cursor: plain tuples, no Row objects.
+    with db_errors("reading the ledger", conn.engine.url):
+        result = conn.exec_driver_sql(sql, (*sources, start, end))
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        result.close()
+    # A plain tuple finds its UsageKey (and 0 finds False), as in held_sums.
+    held: dict[Any, tuple[Any, ...]] = {r[:width]: r[width:] for r in rows}
+    if len(held) < len(rows):  # keys with several entries (revisions): sum those
+        repeated = {k for k, n in Counter(r[:width] for r in rows).items() if n > 1}
+        sums: dict[Any, tuple[Any, ...]] = {}
+        for r in rows:
+            key = r[:width]
+            if key in repeated:
+                before = sums.get(key)
+                values = r[width:]
+                sums[key] = values if before is None else tuple(map(add, before, values))
+        held.update(sums)
+    return {
+        key: obs
+        for key, obs in observations.items()
+        if held.get(key) != (obs[1], obs[2], obs[3], obs[4], 0, 0)
+    }
 
 
 def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
