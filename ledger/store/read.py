@@ -12,30 +12,62 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import BigInteger, Boolean, case, column, func, literal_column, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import TableClause
 
 from ledger.domain import UsageKey
 from ledger.period import SECONDS_PER_DAY, day_of
 from ledger.spend import Cost
-from ledger.store.tables import (
-    USAGE_KEY_COLUMNS,
-    AlertDecision,
-    AlertDelivery,
-    BilledCost,
-    TrainingFee,
-    UsageEntry,
-    core,
-)
 
-_usage = core(UsageEntry)
-_fees = core(TrainingFee)
-_billed = core(BilledCost)
-_decisions = core(AlertDecision)
-_deliveries = core(AlertDelivery)
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+# The ledger tables as bare Core clauses (names only; ledger.store.tables declares them):
+# a report reads through these without importing the ORM, whose import alone costs a
+# command's start-up more than its query. A test holds the names to the models.
+USAGE_KEY_COLUMNS = UsageKey._fields
+_TEXT = {"source", "model", "project_id", "api_key_id", "user_id", "service_tier", "job_id"}
+_TEXT |= {"base_model", "method", "project", "line_item", "currency", "amount"}
+_TEXT |= {"budget", "period", "kind", "threshold", "status"}
+
+
+def _table(name: str, *columns: str) -> TableClause:
+    """A bare table clause: integers typed as BigInteger (integer division, sums), batch
+    as Boolean, text untyped."""
+    types: dict[str, Any] = {"batch": Boolean}
+    return table(
+        name, *(column(c, None if c in _TEXT else types.get(c, BigInteger)) for c in columns)
+    )
+
+
+_usage = _table(
+    "usage_entries",
+    *USAGE_KEY_COLUMNS,
+    *("revision", "requests", "input_tokens", "cached_tokens", "output_tokens"),
+    *("cost_pico", "base_cost_pico", "unpriced", "base_unpriced"),
+)
+_fees = _table(
+    "training_fees",
+    *("job_id", "model", "base_model", "method", "project", "finished_at"),
+    *("trained_tokens", "cost_pico"),
+)
+_billed = _table("billed_costs", "bucket_start", "project_id", "line_item", "currency", "amount")
+_watermarks = _table("watermarks", "last_success_at")
+_decisions = _table("alert_decisions", "id", "budget", "period", "kind", "threshold")
+_deliveries = _table("alert_deliveries", "id", "decision_id", "status", "attempts")
+TABLE_CLAUSES = (_usage, _fees, _billed, _watermarks, _decisions, _deliveries)
+
+
+def _alert_tables() -> tuple[Table, Table]:
+    """The alert log's tables (typed: amounts are PicoAmount), for the alert reads only."""
+    from ledger.store.tables import AlertDecision, AlertDelivery, core
+
+    return core(AlertDecision), core(AlertDelivery)
+
 
 # --- usage and training fees ---------------------------------------------------------
 
@@ -302,11 +334,12 @@ class PendingDelivery:
 
 def pending_deliveries(conn: Connection) -> list[PendingDelivery]:
     """Every pending delivery, oldest decision first (claimed ones included)."""
-    d = _decisions.c
+    decisions, deliveries = _alert_tables()
+    d = decisions.c
     query = (
         select(
-            _deliveries.c.id.label("delivery_id"),
-            _deliveries.c.channel,
+            deliveries.c.id.label("delivery_id"),
+            deliveries.c.channel,
             d.budget,
             d.period,
             d.kind,
@@ -319,9 +352,9 @@ def pending_deliveries(conn: Connection) -> list[PendingDelivery]:
             d.decided_at,
             d.detail,
         )
-        .join(_decisions, d.id == _deliveries.c.decision_id)
-        .where(_deliveries.c.status == "pending")
-        .order_by(d.id, _deliveries.c.id)
+        .join(decisions, d.id == deliveries.c.decision_id)
+        .where(deliveries.c.status == "pending")
+        .order_by(d.id, deliveries.c.id)
     )
     return [PendingDelivery(**row._mapping) for row in conn.execute(query)]
 
@@ -340,10 +373,7 @@ def delivery_attempts(conn: Connection, delivery_id: int) -> int:
 
 def last_poll_success(conn: Connection) -> int | None:
     """The newest successful poll of any source (None: never polled): "data as of"."""
-    from ledger.store.tables import Watermark
-
-    marks = core(Watermark)
-    value = conn.execute(select(func.max(marks.c.last_success_at))).scalar()
+    value = conn.execute(select(func.max(_watermarks.c.last_success_at))).scalar()
     return None if value is None else int(value)
 
 
