@@ -19,16 +19,16 @@ from sqlalchemy.engine import Connection
 from ledger.allocation import Allocation
 from ledger.period import SECONDS_PER_DAY, Month, Period, utc_date
 from ledger.pricebook import PriceBook
-from ledger.reports.focus import Account, FocusExport, focus_export
 from ledger.reports.monthly import GRAIN, MonthlyReport, Previous, monthly_report
-from ledger.reports.reconcile import Reconciliation, reconcile
-from ledger.reports.whatif import WhatIf, whatif_report
 from ledger.spend import DayCost, total
 from ledger.store import read
 
 if TYPE_CHECKING:
     from ledger.budgets import Budget
     from ledger.forecast import Forecast
+    from ledger.reports.focus import Account, FocusExport
+    from ledger.reports.reconcile import Reconciliation
+    from ledger.reports.whatif import WhatIf
 
 
 def monthly(
@@ -83,6 +83,8 @@ def daily_chart(conn: Connection, month: Month) -> dict[str, dict[str, int]]:
 def whatif(conn: Connection, book: PriceBook, month: Month, target: str) -> WhatIf:
     """`ftledger report whatif`: the month's usage priced on `target`."""
     usage = read.usage_rows(conn, month.start, month.end, ("day", "batch"))
+    from ledger.reports.whatif import whatif_report
+
     return whatif_report(book, month, target, usage)
 
 
@@ -101,6 +103,8 @@ def focus(
     usage = read.usage_rows(conn, month.start, month.end, grain)
     fees = read.fee_rows(conn, month.start, month.end)
     billed = read.billed_rows(conn, month.start, month.end)
+    from ledger.reports.focus import Account, focus_export
+
     return focus_export(book, month, usage, fees, account or Account(), billed, allocation)
 
 
@@ -116,6 +120,8 @@ def reconciliation(
     fees = read.fee_rows(conn, month.start, month.end)
     billed = read.billed_rows(conn, month.start, month.end)
     at = int(time.time()) if now is None else now
+    from ledger.reports.reconcile import reconcile
+
     return reconcile(
         month, usage, fees, billed, currency=book.currency, tolerance_pct=tolerance_pct, now=at
     )
