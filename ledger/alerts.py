@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -45,7 +46,7 @@ from ledger.period import Period, day_start, period_containing, utc_now
 from ledger.pricebook import PriceBook
 from ledger.secrets import mask
 from ledger.settings import Settings
-from ledger.spend import by_day, first_day
+from ledger.spend import DayCost, by_day, first_day
 from ledger.store.alert_log import Decision, claim_delivery, finish_delivery, record_decision
 from ledger.store.errors import db_errors, in_transaction
 from ledger.store.read import PendingDelivery, alerted, pending_deliveries
@@ -136,29 +137,36 @@ def evaluate(
     now: datetime,
     period: Period | None = None,
     allocation: Allocation | None = None,
+    day_spend: Sequence[DayCost] | None = None,
 ) -> BudgetStatus:
     """Spend, forecast and projected crossing of `budget` in `period` as seen at `now`.
 
     The period defaults to the budget's period containing `now`; a period that has
     ended reports its actual spend as the forecast. A budget scoped by `teams` needs
-    the `allocation` that defines them (BudgetConfig.allocation).
+    the `allocation` that defines them (BudgetConfig.allocation). `day_spend`: the day
+    costs of the history window and period (`spend_window`), read once by a caller that
+    evaluates several budgets; a budget scoped by teams reads its own (team-tagged).
     """
     today = now.date()
     period = period or period_containing(budget.period, today)
-    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
-    start = Period("daily", history_start, period.end).start_ts
+    start, end = spend_window(period, today)
     teams = allocation if budget.teams else None
-    rows = [
-        r
-        for r in day_costs(conn, start, period.end_ts, teams)
-        if budget.covers(r.model, r.project, r.team)
-    ]
+    if day_spend is None or teams is not None:
+        day_spend = day_costs(conn, start, end, teams)
+    rows = [r for r in day_spend if budget.covers(r.model, r.project, r.team)]
     daily = by_day(rows)
     spend = sum(v for d, v in daily.items() if d >= period.start)
     forecast = forecast_period(daily, period, today, first_day=first_day(rows))
     crosses = crossing_date(budget.amount_pico, daily, period, today, forecast)
     unpriced = sorted({r.model for r in rows if not r.cost.priced and r.day >= period.start})
     return BudgetStatus(budget, period, spend, forecast, crosses, tuple(unpriced))
+
+
+def spend_window(period: Period, today: date) -> tuple[int, int]:
+    """[start, end) of the day costs a forecast of `period` on `today` reads: the
+    history window before today, and the period."""
+    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
+    return Period("daily", history_start, period.end).start_ts, period.end_ts
 
 
 def budget_statuses(

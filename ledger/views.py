@@ -181,22 +181,21 @@ def forecast(
 ) -> list[ForecastLine]:
     """Month-end projection per model, in total, and per monthly budget, as of `at`
     (a budget scoped to teams needs the `allocation` that defines them)."""
-    from datetime import timedelta
-
-    from ledger.alerts import evaluate
-    from ledger.forecast import HISTORY_WINDOW_DAYS, forecast_period
-    from ledger.period import period_containing
+    from ledger.alerts import evaluate, spend_window
+    from ledger.forecast import forecast_period
     from ledger.spend import by_day, first_day
 
     today = at.date()
-    history_start = min(period.start, today - timedelta(days=HISTORY_WINDOW_DAYS))
-    spend = day_costs(conn, period_containing("daily", history_start).start_ts, period.end_ts)
+    spend = day_costs(conn, *spend_window(period, today))
+    of_model: dict[str, list[DayCost]] = {}
+    for r in spend:
+        of_model.setdefault(r.model, []).append(r)
     models = sorted({r.model for r in spend if r.day >= period.start})
     lines: list[ForecastLine] = []
     for name in [*models, None]:
-        of_model = [r for r in spend if name is None or r.model == name]
-        daily = by_day(of_model)
-        projection = forecast_period(daily, period, today, first_day=first_day(of_model))
+        rows = spend if name is None else of_model[name]
+        daily = by_day(rows)
+        projection = forecast_period(daily, period, today, first_day=first_day(rows))
         lines.append(
             ForecastLine(
                 "model" if name else "total",
@@ -208,7 +207,7 @@ def forecast(
     for budget in budgets:
         if budget.period != "monthly":
             continue
-        state = evaluate(conn, budget, at, period, allocation)
+        state = evaluate(conn, budget, at, period, allocation, spend)
         lines.append(
             ForecastLine(
                 "budget",

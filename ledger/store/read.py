@@ -129,10 +129,6 @@ def _exact_sum(column: ColumnElement[Any], name: str) -> list[ColumnElement[Any]
     ]
 
 
-def _joined(row: Any, name: str) -> int:
-    return int(getattr(row, f"{name}_hi")) * _SPLIT + int(getattr(row, f"{name}_lo"))
-
-
 def usage_rows(
     conn: Connection, start: int, end: int, grain: Collection[str] = ()
 ) -> list[UsageRow]:
@@ -167,24 +163,34 @@ def usage_rows(
         .group_by(*keys)
         .order_by(*keys)
     )
+    # Positional reads, each day built once: a month at (day, project) is ~10^5 rows,
+    # and per-row attribute lookups would cost more than the query.
+    at = {g: 1 + i for i, g in enumerate(g for g in USAGE_GRAINS if g in grain)}
+    d, p, b, t, k = (at.get(g) for g in USAGE_GRAINS)
+    width = len(keys)
+    days: dict[int, date] = {}
     rows = []
     for r in conn.execute(query):
-        values = r._mapping
-        keys_count = int(r.key_count)
+        req, inp, cached, out, c_hi, c_lo, b_hi, b_lo, unpriced, b_unpriced, count = r[width:]
+        day = None
+        if d is not None:
+            number = int(r[d])
+            day = days.get(number) or days.setdefault(number, day_of(number))
+        keys_count = int(count)
         rows.append(
             UsageRow(
-                model=r.model,
-                day=day_of(int(values["day"])) if "day" in grain else None,
-                project=values["project"] if "project" in grain else None,
-                batch=bool(values["batch"]) if "batch" in grain else None,
-                tier=values["tier"] if "tier" in grain else None,
-                requests=int(r.requests),
-                input_tokens=int(r.input_tokens),
-                cached_tokens=int(r.cached_tokens),
-                output_tokens=int(r.output_tokens),
-                cost=Cost(_joined(r, "cost"), int(r.unpriced), keys_count),
-                base_cost=Cost(_joined(r, "base"), int(r.base_unpriced), keys_count),
-                api_key=values["api_key"] if "api_key" in grain else None,
+                model=r[0],
+                day=day,
+                project=None if p is None else r[p],
+                batch=None if b is None else bool(r[b]),
+                tier=None if t is None else r[t],
+                requests=int(req),
+                input_tokens=int(inp),
+                cached_tokens=int(cached),
+                output_tokens=int(out),
+                cost=Cost(int(c_hi) * _SPLIT + int(c_lo), int(unpriced), keys_count),
+                base_cost=Cost(int(b_hi) * _SPLIT + int(b_lo), int(b_unpriced), keys_count),
+                api_key=None if k is None else r[k],
             )
         )
     return rows
