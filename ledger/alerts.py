@@ -48,6 +48,7 @@ from ledger.secrets import mask
 from ledger.settings import Settings
 from ledger.spend import DayCost, by_day, first_day
 from ledger.store.alert_log import Decision, claim_delivery, finish_delivery, record_decision
+from ledger.store.engine import read_connection
 from ledger.store.errors import db_errors, in_transaction
 from ledger.store.read import PendingDelivery, alerted, pending_deliveries
 from ledger.views import day_costs
@@ -174,7 +175,7 @@ def budget_statuses(
 ) -> list[BudgetStatus]:
     """Every budget's status now, with the thresholds already alerted; writes nothing."""
     at = utc_now(now)
-    with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
+    with db_errors("reading the budgets' spend", engine.url), read_connection(engine) as conn:
         result = []
         for budget in config.budgets:
             status = evaluate(conn, budget, at, allocation=config.allocation)
@@ -208,7 +209,7 @@ def run_budget_check(
     if not config.budgets and not config.anomalies:
         result.deliveries = _deliver_pending(engine, config, at)
         return result
-    with db_errors("reading the budgets' spend", engine.url), engine.connect() as conn:
+    with db_errors("reading the budgets' spend", engine.url), read_connection(engine) as conn:
         result.statuses = [
             evaluate(conn, b, at, allocation=config.allocation) for b in config.budgets
         ]

