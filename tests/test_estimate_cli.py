@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import tiktoken_ext.openai_public as openai_public
+from paths import DATA
 
 from ledger import tokens
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture

@@ -7,17 +7,15 @@ import shutil
 from collections import Counter
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from estimate_reference import cookbook_count, random_dataset, reference_encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import DATA, ROOT
 
 from ledger.estimate import Distribution, default_epochs, estimate
 from ledger.scan import scan_file
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +199,7 @@ def test_distribution_is_nearest_rank_with_a_true_median():
 
 
 def test_copy_of_toy_file_is_the_cookbooks(tmp_path):
-    shared = Path(__file__).resolve().parents[2] / "shared/data/openai-cookbook"
+    shared = ROOT.parent / "shared/data/openai-cookbook"
     if not shared.is_dir():
         pytest.skip("shared/ not beside the checkout")
     shutil.copy(shared / "toy_chat_fine_tuning.jsonl", tmp_path / "t.jsonl")

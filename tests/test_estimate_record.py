@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from decimal import Decimal
-from pathlib import Path
 
+from paths import DATA
 from sqlalchemy import func, insert, select
 
 from ledger.store.estimate_tables import TrainingEstimate
 from ledger.store.estimates import compare_estimates, error_pct
 from ledger.store.tables import FineTuningJob, TrainingFee
-
-DATA = Path(__file__).parent / "data"
 
 
 def _finished_job(engine, job_id: str, file_id: str, trained: int, cost_pico: int) -> None:

@@ -21,11 +21,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from ledger.domain import UsageKey
 from ledger.period import SECONDS_PER_DAY, day_of
 from ledger.spend import Cost
+from ledger.store.estimate_tables import TrainingEstimate
 from ledger.store.tables import (
     USAGE_KEY_COLUMNS,
     AlertDecision,
     AlertDelivery,
     BilledCost,
+    FineTuningJob,
     TrainingFee,
     UsageEntry,
     core,
@@ -351,3 +353,38 @@ def delivery_counts(conn: Connection) -> dict[str, int]:
     """Alert deliveries by status (delivered, pending, failed, ...) for /metrics."""
     query = select(_deliveries.c.status, func.count()).group_by(_deliveries.c.status)
     return {str(status): int(n) for status, n in conn.execute(query)}
+
+
+# --- training estimates ------------------------------------------------------------
+
+
+def estimate_job_rows(conn: Connection) -> list[Any]:
+    """Every recorded estimate joined with each succeeded job that trained its file
+    (the job's trained tokens and fee; None where no such job exists)."""
+    est = TrainingEstimate.__table__.c
+    job = FineTuningJob.__table__.c
+    fee = TrainingFee.__table__.c
+    query = (
+        select(
+            est.id,
+            est.file_name,
+            est.model,
+            est.openai_file_id,
+            est.trained_tokens,
+            est.cost_pico,
+            job.id.label("job_id"),
+            job.trained_tokens.label("actual_tokens"),
+            fee.cost_pico.label("actual_cost"),
+        )
+        .select_from(
+            TrainingEstimate.__table__.outerjoin(
+                FineTuningJob.__table__,
+                (job.training_file == est.openai_file_id)
+                & (est.openai_file_id != "")
+                & (job.status == "succeeded")
+                & job.trained_tokens.is_not(None),
+            ).outerjoin(TrainingFee.__table__, fee.job_id == job.id)
+        )
+        .order_by(est.id, job.id)
+    )
+    return list(conn.execute(query).all())

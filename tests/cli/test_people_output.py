@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 from ledger.reports.text import count, percent, shorten_middle, usd
 
-ROOT = Path(__file__).resolve().parents[1]
 NOW = "2025-06-15T15:20:00Z"  # just after the demo's simulated clock
 
 

@@ -143,12 +143,15 @@ def test_serve_keeps_the_canary_out_of_its_logs(engine, db_url, config_dir, tmp_
         out = tmp_path / "serve.log"
         with out.open("w") as handle:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1"],
+                [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1", "--no-http"],
                 env=env,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
             )
-            time.sleep(3.5)
+            deadline = time.monotonic() + 30  # a loaded machine polls late: wait for it
+            while "failed" not in out.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)  # and a retry after the failure
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)
     log = out.read_text()
