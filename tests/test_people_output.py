@@ -30,6 +30,9 @@ def test_usd_is_two_decimals_with_separators_and_says_tiny_and_unknown():
     assert percent("113.2178") == "113.2%" and percent(None) == "n/a"
     assert shorten_middle("ft:gpt-4o-mini-2024-07-18:acme:support:A1b2C3", 20).endswith("A1b2C3")
     assert len(shorten_middle("x" * 50, 20)) == 20
+    name = "ft:gpt-4o-mini-2024-07-18:acme:support:A1b2C3"
+    assert shorten_middle(name, 30) == "ft:gpt-4o-mini…:support:A1b2C3"
+    assert shorten_middle(name + ":ckpt-step-88", 28) == "ft:gpt-…:A1b2C3:ckpt-step-88"
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,12 @@ def test_every_table_fits_the_terminal(demo_db, tmp_path, width):
 def test_monthly_table_reads_as_money(demo_db, tmp_path):
     out = ftledger("report", "monthly", "-m", "2025-06", "--db", str(demo_db), cwd=tmp_path)
     header = out.stdout.splitlines()[2].split()
-    assert header[:3] == ["model", "requests", "tokens"]
+    assert header[:3] == ["model", "tokens", "in"]  # requests gave its room to the names
+    assert "ft:gpt-4o-…:support:A1b2C3" in out.stdout  # a name that reads
+    assert "Hidden to fit 100 columns: requests" in out.stdout
+    roomy = ftledger("report", "monthly", "-m", "2025-06", "--db", str(demo_db), cwd=tmp_path,
+                     columns=140)  # fmt: skip
+    assert roomy.stdout.splitlines()[2].split()[:2] == ["model", "requests"]
     total = next(line for line in out.stdout.splitlines() if line.startswith("TOTAL")).split()
     assert total[-1].startswith("$") and "," in total[2]  # $131.94, 78,827,724
     assert "Previous month 2025-05" in out.stdout  # the comparison line stays

@@ -73,8 +73,9 @@ def monthly(
     """What each model cost in a month, what its base model would have cost, and training.
 
     The table shows what a reader needs (model, requests, tokens in/out, cost, base cost,
-    premium %, training, total) in dollars, fitted to the terminal; --wide or --columns
-    show more. JSON and CSV carry exact decimal text (at least 6 decimals); a model
+    premium %, training, total) in dollars, fitted to the terminal (requests, then
+    premium %, make room for model names in a narrow one); --wide or --columns show more.
+    JSON and CSV carry exact decimal text (at least 6 decimals); a model
     without a price shows its tokens with null costs and is listed as unpriced. HTML is
     one self-contained file with charts (daily spend by model, training fees apart).
 
