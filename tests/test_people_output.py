@@ -232,3 +232,52 @@ def test_html_report_reads_at_1000px_without_horizontal_scroll(demo_db, tmp_path
 
     width = struct.unpack(">I", shot.read_bytes()[16:20])[0]  # PNG IHDR width
     assert width == 1000
+
+
+def test_html_report_shows_budgets_and_fits_1000px_in_chromium(demo_db, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("LEDGER_REQUIRE_BROWSER"):
+            pytest.fail("LEDGER_REQUIRE_BROWSER is set but /usr/bin/chromium is missing")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "budgets.toml").write_text(
+        '[[channel]]\nname = "log"\ntype = "log"\n\n'
+        '[[budget]]\nname = "organisation-wide fine-tuning spend"\namount = "250.00"\n'
+        'period = "monthly"\nchannels = ["log"]\n',
+        encoding="utf-8",
+    )
+    page_file = tmp_path / "june.html"
+    done = ftledger(
+        "report", "monthly", "-m", "2025-06", "-o", str(page_file), "--db", str(demo_db),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = page_file.read_text(encoding="utf-8")
+    assert "Budget and forecast for the month" in html and "Data as of 2025-06-" in html
+    assert "organisation-wide fine-tuning spend" in html and "$250.00" in html
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(page_file.as_uri())
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            shot = tmp_path / "june.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert widths[0] <= widths[1] == 1000, widths  # no horizontal scroll of the page
+    from struct import unpack
+
+    assert unpack(">I", shot.read_bytes()[16:20])[0] == 1000  # PNG width
+    keep = os.environ.get("LEDGER_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "monthly-report-1000px.png")
