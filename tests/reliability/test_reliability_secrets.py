@@ -107,7 +107,8 @@ def test_the_canary_never_leaves_memory(engine, cli, config_dir, tmp_path, monke
         run("export", "focus", "--month", "2025-06", "-o", "focus.csv")
         alerts = [r.body.decode() + json.dumps(r.headers) for r in rx.requests]
 
-    assert len(rx.accepted) >= 4  # two thresholds, two URL channels: the sweep saw alerts
+    # two thresholds, two URL channels (Slack sends them as one message): alerts were seen
+    assert len(rx.accepted) >= 3
     assert any("failed" in s or "HTTP 500" in s for s in seen)  # and the failures
     logs = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
     assert "budget_alert" in logs  # the log channel wrote its line
