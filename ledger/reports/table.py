@@ -208,6 +208,8 @@ _COUNT = {
     "read",
     "posted",
     "unchanged",
+    "superseded",
+    "skipped",
     "fees_posted",
     "windows",
     "failures",
