@@ -128,22 +128,6 @@ def span_text(key: UsageKey) -> str:
     return f"{iso_utc(key.bucket_start)}..{iso_utc(key.bucket_end)}"
 
 
-def describe(key: UsageKey) -> str:
-    """The model and the dimensions a key carries, as a person reads them."""
-    dims = [
-        f"{name} {value}"
-        for name, value in (
-            ("project", key.project_id),
-            ("api key", key.api_key_id),
-            ("user", key.user_id),
-            ("tier", key.service_tier),
-        )
-        if value
-    ]
-    dims += ["batch"] if key.batch else []
-    return key.model + (f" ({', '.join(dims)})" if dims else "")
-
-
 # Overlapping rows named in the error; more are counted.
 OVERLAPS_SHOWN = 20
 
@@ -182,21 +166,21 @@ class OverlapCheck:
             line = lines.get(o.observed)
             where = f"{path}:{line}" if line is not None else str(path)
             if o.sums is None:
-                other = lines.get(o.held)
-                held = f"the bucket {span_text(o.held)} on line {other} of the same file"
+                held = f"the bucket {span_text(o.held)} on line {lines.get(o.held)}"
             else:
-                held = f"{span_text(o.held)}, already held from source {o.held.source!r}"
+                held = f"{span_text(o.held)}, held from source {o.held.source!r}"
             out.append(
                 Problem(
                     where,
-                    f"bucket {span_text(o.observed)} of {describe(o.observed)} overlaps "
+                    f"bucket {span_text(o.observed)} of {o.observed.model} is already in "
                     f"{held}: importing it would count that usage twice",
                 )
             )
         if self.count > len(self.found):
             more = self.count - len(self.found)
             out.append(Problem(str(path), f"{more} more overlapping bucket(s) not listed"))
-        return out
+        hint = "nothing was imported; leave out the usage the ledger already holds"
+        return [*out, Problem(str(path), hint)]
 
 
 def _posting(conn: Connection, book: PriceBook) -> _Posting:

@@ -311,6 +311,14 @@ def _poll_usage(
         read=read,
         post=post,
     )
+    if report.superseded or report.skipped:
+        log.info(
+            "polling %s: %d bucket(s) of another width superseded, %d left to the "
+            "source (an import) that already holds them",
+            spec.name,
+            report.superseded,
+            report.skipped,
+        )
 
 
 def _poll_costs(

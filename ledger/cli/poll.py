@@ -35,8 +35,6 @@ POLL_COLUMNS = (
     "read",
     "posted",
     "unchanged",
-    "superseded",
-    "skipped",
     "fees_posted",
     "read_up_to",
     "unpriced_models",

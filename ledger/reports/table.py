@@ -208,8 +208,6 @@ _COUNT = {
     "read",
     "posted",
     "unchanged",
-    "superseded",
-    "skipped",
     "fees_posted",
     "windows",
     "failures",
