@@ -54,7 +54,7 @@ from ledger.store.billed import CostKey, mirror_costs
 from ledger.store.errors import in_transaction, translate
 from ledger.store.jobs import upsert_job
 from ledger.store.ledger import PostResult, index_observations, post_training_fee
-from ledger.store.ledger import post_usage as _post_usage
+from ledger.store.overlap import post_window
 from ledger.store.poll_lock import poll_lock
 from ledger.store.watermarks import advance as _advance
 from ledger.store.watermarks import read_watermark, read_watermarks, record_failure
@@ -108,6 +108,8 @@ class SourceReport:
     read: int = 0  # observations (usage buckets, cost lines, jobs) read
     posted: int = 0  # ledger entries or mirror rows written
     unchanged: int = 0
+    superseded: int = 0  # held buckets of another width reversed: re-read at this width
+    skipped: int = 0  # buckets another source (an import) already holds: left to it
     fees_posted: int = 0
     position: int | None = None
     unpriced_models: set[str] = field(default_factory=set)
@@ -121,6 +123,8 @@ class SourceReport:
             "read": self.read,
             "posted": self.posted,
             "unchanged": self.unchanged,
+            "superseded": self.superseded,
+            "skipped": self.skipped,
             "fees_posted": self.fees_posted,
             "read_up_to": iso(self.position),
             "unpriced_models": ",".join(sorted(self.unpriced_models)),
@@ -289,7 +293,9 @@ def _poll_usage(
         return indexed
 
     def post(conn: Connection, indexed: Any, start: int, end: int) -> PostResult:
-        return _post_usage(conn, indexed, book, now=now)
+        # Another width of this source is superseded, another source's usage kept
+        # (store.overlap): one usage never counts twice.
+        return post_window(conn, indexed, book, window=(start, end), now=now)
 
     _poll_windows(
         engine,
@@ -305,6 +311,14 @@ def _poll_usage(
         read=read,
         post=post,
     )
+    if report.superseded or report.skipped:
+        log.info(
+            "polling %s: %d bucket(s) of another width superseded, %d left to the "
+            "source (an import) that already holds them",
+            spec.name,
+            report.superseded,
+            report.skipped,
+        )
 
 
 def _poll_costs(
@@ -391,6 +405,8 @@ def _poll_windows(
         report.read += posted.observed
         report.posted += posted.posted
         report.unchanged += posted.unchanged
+        report.superseded += posted.superseded
+        report.skipped += posted.skipped
         report.unpriced_models |= posted.unpriced_models
         report.position = position
         if progress:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -378,3 +378,27 @@ def write_rejected(
         for line, row, reason in rejected:
             writer.writerow([*row, line, reason])
     return target
+
+
+def key_lines(path: Path, keys: Collection[UsageKey], source: str) -> dict[UsageKey, int]:
+    """The line of the first row of each key in `keys` (read again: an error path only)."""
+    found: dict[UsageKey, int] = {}
+    if not keys:
+        return found
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        columns = {name.strip().lstrip("\ufeff"): i for i, name in enumerate(header)}
+        parse = _row_parser(columns, source)
+        ended = reader.line_num
+        for row in reader:
+            line, ended = ended + 1, reader.line_num
+            try:
+                key = parse(row).key
+            except _BadValue:
+                continue
+            if key in keys and key not in found:
+                found[key] = line
+                if len(found) == len(keys):
+                    break
+    return found

@@ -52,6 +52,8 @@ class PostResult:
     posted: int = 0
     unchanged: int = 0
     unpriced_models: set[str] = field(default_factory=set)
+    superseded: int = 0  # held keys of another bucket width reversed (store.overlap)
+    skipped: int = 0  # observations left out: another source's key holds that usage
 
 
 # What the ledger holds for a key: (last revision, requests, input, cached, output,
