@@ -15,6 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.store.base import Base, BigIntId
 
+SOURCE_LENGTH = 32  # usage_entries.source: an import's --source must fit
+
 USAGE_KEY_COLUMNS = (
     "source",
     "bucket_start",
@@ -43,7 +45,7 @@ class UsageEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH))
     bucket_start: Mapped[int] = mapped_column(BigInteger)
     bucket_end: Mapped[int] = mapped_column(BigInteger)
     model: Mapped[str] = mapped_column(String(255))
