@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, func, insert, select, update
 
 from ledger.errors import ConflictError, InputError, Problem
 from ledger.money import from_pico, per_token_pico
@@ -170,7 +170,19 @@ def compare_estimates(engine: Engine) -> list[Comparison]:
     """Every recorded estimate with each finished job that trained its file (if any)."""
     est = TrainingEstimate.__table__.c
     job = FineTuningJob.__table__.c
-    fee = TrainingFee.__table__.c
+    entries = TrainingFee.__table__.c
+    # A job's fee is the sum of its entries; unpriced while none has a cost.
+    fees = (
+        select(
+            entries.job_id,
+            case((func.count(entries.cost_pico) > 0, func.sum(entries.cost_pico))).label(
+                "cost_pico"
+            ),
+        )
+        .group_by(entries.job_id)
+        .subquery("fee")
+    )
+    fee = fees.c
     query = (
         select(
             est.id,
@@ -190,7 +202,7 @@ def compare_estimates(engine: Engine) -> list[Comparison]:
                 & (est.openai_file_id != "")
                 & (job.status == "succeeded")
                 & job.trained_tokens.is_not(None),
-            ).outerjoin(TrainingFee.__table__, fee.job_id == job.id)
+            ).outerjoin(fees, fee.job_id == job.id)
         )
         .order_by(est.id, job.id)
     )
