@@ -76,7 +76,9 @@ def import_usage(
         window = {} if seen_window is None else {"window": seen_window}
         for spill in (False, True):
 
-            def attempt(conn: Connection, spill: bool = spill) -> tuple[UsageCsvStream, PostResult]:
+            def attempt(
+                conn: Connection, spill: bool = spill
+            ) -> tuple[UsageCsvStream, PostResult, Path | None]:
                 seen = SeenKeys(spill=spill, **window)
                 stream = UsageCsvStream(
                     path,
