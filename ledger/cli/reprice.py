@@ -26,14 +26,16 @@ def reprice(
         str | None,
         typer.Option(
             "--since",
-            help="Only usage buckets starting, and fees of jobs finishing, on or after this UTC day.",
+            help="Only usage buckets starting, and fees of jobs finishing, on or after "
+            "this UTC day.",
         ),
     ] = None,
     until: Annotated[
         str | None,
         typer.Option(
             "--until",
-            help="Only usage buckets starting, and fees of jobs finishing, on or before this UTC day.",
+            help="Only usage buckets starting, and fees of jobs finishing, on or before "
+            "this UTC day.",
         ),
     ] = None,
     every: Annotated[
