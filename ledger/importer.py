@@ -29,6 +29,7 @@ from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import InputError, Problem
 from ledger.period import iso_utc
 from ledger.pricebook import PriceBook
+from ledger.pricing import UsagePricer, safe_count
 from ledger.sources.csv_usage import (
     SeenKeys,
     Unordered,
@@ -39,6 +40,7 @@ from ledger.sources.csv_usage import (
 from ledger.store.errors import in_transaction
 from ledger.store.ledger import PostResult, UsagePosting
 from ledger.store.overlap import Overlap, batch_span, find_overlaps, widest_span
+from ledger.store.tables import SOURCE_LENGTH
 
 BATCH_ROWS = 25_000
 
@@ -72,26 +74,55 @@ def import_usage(
     A bad row rejects the file, listing every bad line, unless `skip_invalid`: then the
     good rows are imported and the bad ones are written to FILE.rejected.csv.
     `batch_rows` and `seen_window` bound memory (tests make them small).
+    The rejected file is written before the transaction commits: if it cannot be
+    written (a full disk), nothing is posted.
     """
+    _check_source(source)
+    price, limit = UsagePricer(book).price, safe_count(book)
     with cyclic_gc_paused():
         # A file not in time order is read again with the key window spilling to disk.
         window = {} if seen_window is None else {"window": seen_window}
         for spill in (False, True):
 
-            def attempt(conn: Connection, spill: bool = spill) -> tuple[UsageCsvStream, PostResult]:
+            def attempt(
+                conn: Connection, spill: bool = spill
+            ) -> tuple[UsageCsvStream, PostResult, Path | None]:
                 seen = SeenKeys(spill=spill, **window)
-                stream = UsageCsvStream(path, source=source, progress=progress, seen=seen)
-                return stream, _import(conn, book, stream, skip_invalid, batch_rows)
+                stream = UsageCsvStream(
+                    path,
+                    source=source,
+                    progress=progress,
+                    seen=seen,
+                    price=price,
+                    count_limit=limit,
+                )
+                posted = _import(conn, book, stream, skip_invalid, batch_rows)
+                rejected_file = None
+                if stream.rejected:
+                    rejected_file = write_rejected(path, stream.header, stream.rejected)
+                return stream, posted, rejected_file
 
             try:
-                stream, posted = in_transaction(engine, attempt, doing="importing usage")
+                stream, posted, rejected_file = in_transaction(
+                    engine, attempt, doing="importing usage"
+                )
             except Unordered:
                 continue
-            rejected_file = None
-            if stream.rejected:
-                rejected_file = write_rejected(path, stream.header, stream.rejected)
             return ImportResult(stream.rows, len(stream.rejected), rejected_file, posted)
     raise AssertionError("unreachable: the spilling pass never raises Unordered")
+
+
+def _check_source(source: str) -> None:
+    """The source name is part of every entry's key: it must fit its column."""
+    problem = None
+    if "\0" in source:
+        problem = "contains a NUL byte"
+    elif not source.strip():
+        problem = "is empty"
+    elif len(source) > SOURCE_LENGTH:
+        problem = f"is longer than {SOURCE_LENGTH} characters"
+    if problem:
+        raise InputError([Problem("--source", problem)])
 
 
 def _import(

@@ -115,6 +115,7 @@ class SourceReport:
     unpriced_models: set[str] = field(default_factory=set)
     error: str | None = None
     rejected: list[Rejection] = field(default_factory=list)  # skipped upstream values
+    notes: list[str] = field(default_factory=list)  # corrections worth a warning
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -428,12 +429,21 @@ def _poll_jobs(
     )
     report.rejected += rejected
 
+    notes: list[str] = []
+
     def write(conn: Connection) -> tuple[int, int]:
         changed = fees = 0
+        notes.clear()  # a retried transaction starts over
         for job in jobs:
             note = HOURLY_NOTE if job.method == "reinforcement" else None
             outcome = post_training_fee(conn, job, book, now=now)
             fees += outcome.posted
+            if outcome.revised_from is not None:
+                notes.append(
+                    f"job {job.id}: trained_tokens revised upstream from "
+                    f"{outcome.revised_from} to {job.trained_tokens}; the fee's difference "
+                    f"was posted"
+                )
             changed += upsert_job(conn, job, note or outcome.note, now)
         _advance(conn, spec.name, now, now)
         return changed, fees
@@ -444,6 +454,9 @@ def _poll_jobs(
     report.posted = changed
     report.unchanged = len(jobs) - changed
     report.fees_posted = fees
+    report.notes += notes
+    for note in notes:
+        log.warning("%s: %s", spec.name, note)
     report.position = now
 
 

@@ -129,6 +129,9 @@ def print_report(report: CycleReport, fmt: Format) -> None:
 
     rows = [s.as_row() for s in report.sources]
     emit(fmt, rows, POLL_COLUMNS, document=poll_document(report), title="Poll")
+    for source in report.sources:
+        for note in source.notes:
+            typer.echo(f"ftledger: note: {source.source}: {note}", err=True)
 
 
 def budget_check(app_ctx: AppContext, now: int | None) -> None:
