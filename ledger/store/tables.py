@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.store.base import Base, BigIntId
@@ -42,6 +52,8 @@ class UsageEntry(Base):
     __table_args__ = (
         UniqueConstraint(*USAGE_KEY_COLUMNS, "revision", name="uq_usage_entries_key_revision"),
         Index("ix_usage_entries_bucket_model", "bucket_start", "model"),
+        # the overlap check's widest span, one index lookup (migration 0008)
+        Index("ix_usage_entries_span", text("(bucket_end - bucket_start)")),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
