@@ -9,15 +9,16 @@ from typing import Annotated
 import typer
 
 from ledger.cli.common import Format, FormatOption, app_context, day_option, emit, write_text
+from ledger.reports.table import Column
 
-COLUMNS = (
-    "model",
-    "keys_repriced",
-    "keys_still_unpriced",
-    "fees_repriced",
-    "fees_still_unpriced",
-    "difference",
-)
+COLUMNS = [
+    Column("model", kind="name"),
+    Column("keys_repriced", "keys", kind="count"),
+    Column("keys_still_unpriced", "keys unpriced", kind="count"),
+    Column("fees_repriced", "fees", kind="count"),
+    Column("fees_still_unpriced", "fees unpriced", kind="count"),
+    Column("difference", kind="money"),
+]
 
 
 def reprice(
@@ -84,7 +85,13 @@ def reprice(
         }
         for m in result.models
     ]
-    emit(fmt, rows, COLUMNS, kind="reprice", title="Repriced usage keys and fees per model")
+    emit(
+        fmt,
+        rows,
+        COLUMNS,
+        kind="reprice",
+        title="Repriced per model (usage keys and training fees corrected)",
+    )
     if fmt is Format.table:
         keys, fees = sum(result.repriced.values()), sum(result.fees_repriced.values())
         write_text(f"{keys} key(s) repriced, {fees} training fee(s) repriced\n")
