@@ -54,6 +54,8 @@ from ledger.store.read import PendingDelivery, alerted, pending_deliveries
 from ledger.views import day_costs
 
 CLAIM_LEASE_SECONDS = 300
+TOP_MODELS = 3  # named in a budget alert
+GROUPED_CHANNELS = ("slack", "email")  # for people: thresholds crossed together, one message
 ANOMALY_LOOKBACK_DAYS = 3  # complete days judged at each check: late usage still counts
 
 
@@ -68,6 +70,7 @@ class BudgetStatus:
     crosses_on: date | None
     unpriced_models: tuple[str, ...]
     alerted: tuple[tuple[str, Decimal, str], ...] = ()  # (kind, threshold, delivery state)
+    top_models: tuple[tuple[str, int], ...] = ()  # the biggest spenders in the period, pico
 
     @property
     def used(self) -> Decimal:
@@ -160,7 +163,14 @@ def evaluate(
     forecast = forecast_period(daily, period, today, first_day=first_day(rows))
     crosses = crossing_date(budget.amount_pico, daily, period, today, forecast)
     unpriced = sorted({r.model for r in rows if not r.cost.priced and r.day >= period.start})
-    return BudgetStatus(budget, period, spend, forecast, crosses, tuple(unpriced))
+    per_model: dict[str, int] = {}
+    for row in rows:
+        if row.day >= period.start and row.cost.known:
+            per_model[row.model] = per_model.get(row.model, 0) + row.cost.known
+    top = sorted(per_model.items(), key=lambda mv: (-mv[1], mv[0]))[:TOP_MODELS]
+    return BudgetStatus(
+        budget, period, spend, forecast, crosses, tuple(unpriced), top_models=tuple(top)
+    )
 
 
 def spend_window(period: Period, today: date) -> tuple[int, int]:
@@ -205,9 +215,10 @@ def run_budget_check(
     del book  # entries carry their cost; nothing is re-priced here
     at = utc_now(now)
     config = budget_config(settings)
+    link = _public_url(settings)
     result = CheckResult(checked_at=at)
     if not config.budgets and not config.anomalies:
-        result.deliveries = _deliver_pending(engine, config, at)
+        result.deliveries = _deliver_pending(engine, config, at, link)
         return result
     with db_errors("reading the budgets' spend", engine.url), read_connection(engine) as conn:
         result.statuses = [
@@ -229,8 +240,16 @@ def run_budget_check(
         return decided
 
     result.decided = in_transaction(engine, decide_all, doing="recording alert decisions")
-    result.deliveries = _deliver_pending(engine, config, at)
+    result.deliveries = _deliver_pending(engine, config, at, link)
     return result
+
+
+def _public_url(settings: Settings) -> str | None:
+    """`[http] public_url` from ledger.toml: where an alert's reader finds the dashboard."""
+    from ledger.config_file import load_ledger_config
+
+    url = load_ledger_config(settings.config_file("ledger.toml")).public_url
+    return None if not url else url.rstrip("/") + "/"
 
 
 def _decide(
@@ -249,6 +268,13 @@ def _decide(
         forecast_pico=status.forecast.point if status.forecast else None,
         scope=json.dumps(budget.scope(), sort_keys=True),
         decided_at=now,
+        detail=json.dumps(
+            {
+                "top_models": [[m, _usd(v)] for m, v in status.top_models],
+                "unpriced_models": list(status.unpriced_models),
+            },
+            sort_keys=True,
+        ),
     )
     return record_decision(conn, decision, budget.channels)
 
@@ -314,21 +340,42 @@ def _decide_anomaly(conn: Connection, anomaly: Anomaly, spike: Spike, now: int) 
     return record_decision(conn, decision, anomaly.channels)
 
 
-def _deliver_pending(engine: Engine, config: BudgetConfig, at: datetime) -> list[DeliveryOutcome]:
+def _deliver_pending(
+    engine: Engine, config: BudgetConfig, at: datetime, link: str | None = None
+) -> list[DeliveryOutcome]:
+    """Deliver every pending delivery. For Slack and email, the pending thresholds of one
+    budget and period (crossed by one check, or still waiting together) go as ONE
+    message naming them all; webhooks and the log get one document per decision."""
     now = int(at.timestamp())
     me = uuid.uuid4().hex
     with db_errors("reading pending alerts", engine.url), engine.connect() as conn:
         pending = pending_deliveries(conn)
-    outcomes = []
+    groups: dict[tuple[str, ...], list[PendingDelivery]] = {}
     for row in pending:
-        outcomes.append(_deliver_one(engine, config, row, me, now))
+        channel = config.channels.get(row.channel)
+        together = channel is not None and channel.type in GROUPED_CHANNELS
+        if together and row.kind != "anomaly":
+            key: tuple[str, ...] = (row.channel, row.budget, row.period)
+        else:
+            key = ("one", str(row.delivery_id))
+        groups.setdefault(key, []).append(row)
+    outcomes = []
+    for rows in groups.values():
+        outcomes += _deliver_group(engine, config, rows, me, now, link)
     return outcomes
 
 
-def _deliver_one(
-    engine: Engine, config: BudgetConfig, row: PendingDelivery, me: str, now: int
-) -> DeliveryOutcome:
-    def outcome(status: str, attempts: int, error: str | None = None) -> DeliveryOutcome:
+def _deliver_group(
+    engine: Engine,
+    config: BudgetConfig,
+    rows: list[PendingDelivery],
+    me: str,
+    now: int,
+    link: str | None,
+) -> list[DeliveryOutcome]:
+    def outcome(
+        row: PendingDelivery, status: str, attempts: int, error: str | None = None
+    ) -> DeliveryOutcome:
         return DeliveryOutcome(
             row.budget,
             row.period,
@@ -340,29 +387,60 @@ def _deliver_one(
             error,
         )
 
-    channel = config.channels.get(row.channel)
+    channel = config.channels.get(rows[0].channel)
     if channel is None:
-        return outcome("skipped", 0, f"channel {row.channel!r} is no longer configured")
-    if not claim_delivery(engine, row.delivery_id, me, now, CLAIM_LEASE_SECONDS):
-        return outcome("skipped", 0, "another check is delivering it")
-    alert = Alert(
-        budget=row.budget,
-        period=row.period,
-        kind=row.kind,
-        threshold=Decimal(row.threshold),
-        amount=from_pico(row.amount_pico),
-        spend=from_pico(row.spend_pico),
-        forecast=None if row.forecast_pico is None else from_pico(row.forecast_pico),
-        scope=json.loads(row.scope),
-        idempotency_key=row.idempotency_key,
-        detail=None if row.detail is None else json.loads(row.detail),
-        evaluated_at=row.decided_at,
-        link=getattr(config, "public_url", None),  # [http] public_url, once it exists
-    )
+        gone = f"channel {rows[0].channel!r} is no longer configured"
+        return [outcome(row, "skipped", 0, gone) for row in rows]
+    skipped, claimed = [], []
+    for row in rows:
+        if claim_delivery(engine, row.delivery_id, me, now, CLAIM_LEASE_SECONDS):
+            claimed.append(row)
+        else:
+            skipped.append(outcome(row, "skipped", 0, "another check is delivering it"))
+    if not claimed:
+        return skipped
     error: str | None = None
     try:
-        deliver(channel, alert)
+        deliver(channel, _alert(claimed, link))
     except DeliveryError as exc:
         error = mask(str(exc))
-    attempts = finish_delivery(engine, row.delivery_id, me, now, error)
-    return outcome("delivered" if error is None else "failed", attempts, error)
+    done = []
+    for row in claimed:
+        attempts = finish_delivery(engine, row.delivery_id, me, now, error)
+        done.append(outcome(row, "delivered" if error is None else "failed", attempts, error))
+    return skipped + done
+
+
+def _alert(rows: list[PendingDelivery], link: str | None) -> Alert:
+    """The alert for one decision, or one naming every threshold of `rows` (one budget
+    and period): its figures are the latest decision's, its headline the highest
+    threshold on actual spend (else on the forecast)."""
+    latest = max(rows, key=lambda r: (r.decided_at, r.delivery_id))
+    head = max(rows, key=lambda r: (r.kind == "actual", Decimal(r.threshold)))
+    detail = None if latest.detail is None else json.loads(latest.detail)
+    budget_detail = detail if head.kind != "anomaly" and detail else {}
+    crossed = sorted(
+        {(r.kind, Decimal(r.threshold)) for r in rows}, key=lambda kt: (kt[0] != "actual", kt[1])
+    )
+    if len(rows) == 1:
+        key = head.idempotency_key
+    else:
+        joined = "|".join(sorted(r.idempotency_key for r in rows))
+        key = hashlib.sha256(joined.encode("utf-8")).hexdigest()
+    return Alert(
+        budget=head.budget,
+        period=head.period,
+        kind=head.kind,
+        threshold=Decimal(head.threshold),
+        amount=from_pico(latest.amount_pico),
+        spend=from_pico(latest.spend_pico),
+        forecast=None if latest.forecast_pico is None else from_pico(latest.forecast_pico),
+        scope=json.loads(head.scope),
+        idempotency_key=key,
+        detail=detail,
+        evaluated_at=latest.decided_at,
+        top_models=tuple((m, Decimal(v)) for m, v in budget_detail.get("top_models", [])),
+        unpriced_models=tuple(budget_detail.get("unpriced_models", [])),
+        link=link,
+        crossed=tuple(crossed) if len(crossed) > 1 else (),
+    )

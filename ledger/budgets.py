@@ -2,9 +2,11 @@
 
 The file is validated as a whole, like the price book: every problem is reported
 together with its file and key path. Channel settings may say `${VAR}` to read the
-environment, so webhook URLs and SMTP passwords stay out of the file; an unset
-variable is a problem naming the key and the variable, and no message ever repeats
-a channel's URL, address or credential (expanded or not).
+environment, so webhook URLs and SMTP passwords stay out of the file; an unset or
+empty variable disables that channel only (`Channel.disabled` names the key and the
+variable; a warning on stderr says so; its deliveries fail and wait), never every
+budget. No message ever repeats a channel's URL, address or credential (expanded or
+not).
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class Channel:
     sender: str = field(default="ftledger@localhost", repr=False)
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS  # one delivery attempt, in total
     resolved: bool = True  # False: loaded without reading secrets (status, forecast)
+    # Why the channel sends nothing (an unset ${VAR}: key path and variable, no secret);
+    # its deliveries fail and wait, every other channel and budget works.
+    disabled: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,12 +176,20 @@ def load_budgets(
         return BudgetConfig({}, (), str(path))
     raw, data = read_toml(path, BudgetConfigError)
     _warn_if_exposed(path, raw.decode("utf-8"))
-    return parse_budgets(
+    config = parse_budgets(
         data,
         source=str(path),
         env=os.environ if env is None else env,
         resolve_secrets=resolve_secrets,
     )
+    for channel in config.channels.values():
+        if channel.disabled:
+            print(
+                f"ftledger: warning: {path}: {channel.disabled}: channel {channel.name!r} "
+                "is disabled, its alerts wait until the variable is set",
+                file=sys.stderr,
+            )
+    return config
 
 
 def _warn_if_exposed(path: Path, text: str) -> None:
@@ -278,6 +291,11 @@ def _parse_channel(
     problem: Any,
 ) -> Channel | None:
     ok = True
+    missing: list[str] = []
+
+    def unset(where: str, message: str) -> None:  # an unset ${VAR} disables the channel
+        missing.append(f"{where}: {message}")
+
     name = _name(raw, key, problem)
     kind = raw.get("type")
     if kind not in CHANNEL_TYPES:
@@ -296,7 +314,8 @@ def _parse_channel(
         if not isinstance(value, str) or not value.strip():
             problem(f"{key}.{field_name}", "must be a non-empty string")
             return None
-        return _expand(value, f"{key}.{field_name}", env, resolve, problem)
+        expanded = _expand(value, f"{key}.{field_name}", env, resolve, unset)
+        return value if expanded is None else expanded  # unset: kept as ${VAR}, disabled
 
     url = smtp_url = None
     to: list[str] = []
@@ -325,9 +344,9 @@ def _parse_channel(
                     problem(where, "must be a string")
                     ok = False
                     continue
-                expanded = _expand(address, where, env, resolve, problem)
+                expanded = _expand(address, where, env, resolve, unset)
                 if expanded is None:
-                    ok = False
+                    to.append(address)  # kept as ${VAR}: the channel is disabled
                 elif not _unresolved(expanded) and "@" not in expanded:
                     problem(where, "is not an email address")
                     ok = False
@@ -350,7 +369,17 @@ def _parse_channel(
         ok = False
     if not ok or name is None:
         return None
-    return Channel(name, kind, url, tuple(to), smtp_url, sender, float(deadline), resolved=resolve)
+    return Channel(
+        name,
+        kind,
+        url,
+        tuple(to),
+        smtp_url,
+        sender,
+        float(deadline),
+        resolved=resolve,
+        disabled="; ".join(missing) or None,
+    )
 
 
 def _expand(

@@ -10,7 +10,9 @@ role; or no content and no function_call/tool_calls), `message_unrecognized_key`
 `unrecognized_role`, `missing_content` (content not a string, or empty without a
 function_call/tool_calls), `example_missing_assistant_message`. Preference (DPO) lines
 add `missing_preferred_output` / `missing_non_preferred_output`; a file mixing chat
-and DPO lines gets `mixed_format`. A line with any error is not counted.
+and DPO lines gets `mixed_format`. A line with any error is not counted. A file with
+fewer than 10 valid examples (an empty one too) gets `too_few_examples` at line 0, the
+whole file, as OpenAI requires (estimate.check_example_count).
 
 Legacy prompt/completion lines (davinci-002, babbage-002: `{"prompt": str, "completion":
 str}`) are recognised by a `prompt` or `completion` key without `messages`; their checks,

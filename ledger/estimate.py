@@ -207,6 +207,7 @@ def estimate(
     on = at or datetime.now(UTC).date()
     base, encoding, cap, price, note = training_price(pricebook, model, on)
     stats = scan_file(path, encoding, cap, workers=workers, progress=progress)
+    check_example_count(stats)
     return from_stats(
         stats,
         file=str(path),
@@ -219,6 +220,25 @@ def estimate(
         price=price,
         note=note,
     )
+
+
+MIN_EXAMPLES = 10  # OpenAI rejects a training file with fewer examples
+
+
+def check_example_count(stats: ScanStats) -> None:
+    """`too_few_examples` (line 0: the whole file) when the file holds fewer than 10 valid
+    examples, an empty file included: OpenAI refuses to train on it. A sample scaled by
+    `--examples` is not checked; it stands for a larger file."""
+    if stats.examples >= MIN_EXAMPLES:
+        return
+    if stats.lines == 0:
+        message = f"the file is empty; OpenAI requires at least {MIN_EXAMPLES} examples"
+    else:
+        message = (
+            f"the file holds {stats.examples} valid example(s); "
+            f"OpenAI requires at least {MIN_EXAMPLES}"
+        )
+    stats.error(0, "too_few_examples", message)
 
 
 def check_format(base_model: str, kind: str, where: str) -> None:

@@ -63,6 +63,9 @@ class Alert:
     top_models: tuple[tuple[str, Decimal], ...] = ()  # the biggest spenders in scope
     unpriced_models: tuple[str, ...] = ()
     link: str | None = None  # [http] public_url, when the service has one
+    # Every (kind, threshold) this one message announces, when a check crossed several
+    # at once (Slack and email send one message for them; empty: just this one).
+    crossed: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def used_percent(self) -> Decimal | None:
@@ -93,7 +96,22 @@ class Alert:
             "idempotency_key": self.idempotency_key,
             "currency": self.currency,
             "evaluated_at": _iso(self.evaluated_at),
+            "top_models": [{"model": m, "spend": display(v)} for m, v in self.top_models],
+            "unpriced_models": list(self.unpriced_models),
+            **({"link": self.link} if self.link else {}),
         }
+
+    def _thresholds(self) -> str:
+        """`threshold 80 %`, or every threshold one message announces: `thresholds 50 %,
+        80 % and forecast 90 %`."""
+        if len(self.crossed) < 2:
+            return f"threshold {self.threshold.normalize():f} %"
+        actual = [f"{t.normalize():f} %" for k, t in self.crossed if k == "actual"]
+        forecast = [f"{t.normalize():f} %" for k, t in self.crossed if k == "forecast"]
+        parts = [", ".join(actual)] if actual else []
+        if forecast:
+            parts.append("forecast " + ", ".join(forecast))
+        return f"thresholds {' and '.join(parts)}"
 
     def _anomaly_payload(self) -> dict[str, Any]:
         """A spend anomaly: `budget` names the [[anomaly]], `period` is the day, `amount`
@@ -124,8 +142,7 @@ class Alert:
         what = "forecast" if self.kind == "forecast" else "spend"
         return (
             f"[ftledger] {self.budget}: {what} at {_pct(self.used_percent)} of "
-            f"{usd(self.amount, self.currency)} ({self.period}, threshold "
-            f"{self.threshold.normalize():f} %)"
+            f"{usd(self.amount, self.currency)} ({self.period}, {self._thresholds()})"
         )
 
     def text(self) -> str:
@@ -134,11 +151,11 @@ class Alert:
             return self._anomaly_text()
         amount = usd(self.amount, self.currency)
         used = _pct(self.used_percent)
-        threshold = f"{self.threshold.normalize():f} %"
+        threshold = self._thresholds()
         if self.kind == "forecast":
             head = (
                 f"Budget {self.budget} is forecast at {used} of {amount} in {self.period} "
-                f"(threshold {threshold}): forecast {usd(self.forecast, self.currency)}, "
+                f"({threshold}): forecast {usd(self.forecast, self.currency)}, "
                 f"spent so far {usd(self.spend, self.currency)}."
             )
         else:
@@ -149,11 +166,12 @@ class Alert:
             )
             head = (
                 f"Budget {self.budget} is at {used} of {amount} in {self.period} "
-                f"(threshold {threshold}): spent {usd(self.spend, self.currency)}{forecast}."
+                f"({threshold}): spent {usd(self.spend, self.currency)}{forecast}."
             )
         models = ", ".join(self.scope.get("models", [])) or "all models"
         projects = ", ".join(self.scope.get("projects", [])) or "all projects"
-        lines = [head, f"Scope: {models}; {projects}."]
+        teams = "; teams " + ", ".join(self.scope["teams"]) if self.scope.get("teams") else ""
+        lines = [head, f"Scope: {models}; {projects}{teams}."]
         if self.top_models:
             top = ", ".join(f"{m} {usd(v, self.currency)}" for m, v in self.top_models)
             lines.append(f"Top models: {top}.")
@@ -217,6 +235,8 @@ def deliver(
     deadline_seconds) the whole attempt."""
     if not channel.resolved:
         raise DeliveryError(f"channel {channel.name!r}: its secrets were not loaded")
+    if channel.disabled:
+        raise DeliveryError(f"channel {channel.name!r} is disabled: {channel.disabled}")
     limit = Deadline(channel.deadline_seconds if deadline is None else deadline)
     if channel.type == "webhook":
         _post_json(channel, alert.payload(), alert.idempotency_key, timeout, limit)

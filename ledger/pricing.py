@@ -49,3 +49,24 @@ class UsagePricer:
             own.cost(*counts) if own else None,
             base.cost(*counts) if base else None,
         )
+
+
+MAX_ENTRY = 2**63 - 1  # one entry's cost, pico-USD (BIGINT)
+
+
+def safe_count(book: PriceBook) -> int:
+    """The largest token count that cannot make one usage entry overflow at any price in
+    `book`: a reading whose input and output counts are both at most this is safe.
+
+    A cost is at most (input + output) x the highest per-token rate, so callers only
+    price the rare reading above this to check it (the CSV import does, per row).
+    """
+    highest = 1
+    for spec in book:
+        groups = [spec.prices, spec.fine_tuned_prices]
+        groups += [*spec.tier_prices.values(), *spec.tier_fine_tuned_prices.values()]
+        for rows in groups:
+            for row in rows:
+                rates = book.rates(row, batch=False)
+                highest = max(highest, rates.input, rates.cached_input, rates.output)
+    return MAX_ENTRY // (2 * highest)

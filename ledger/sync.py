@@ -60,7 +60,7 @@ from ledger.store.ledger import (
     post_training_fee,
     unchanged_left_out,
 )
-from ledger.store.ledger import post_usage as _post_usage
+from ledger.store.overlap import post_window
 from ledger.store.poll_lock import poll_lock
 from ledger.store.watermarks import advance as _advance
 from ledger.store.watermarks import read_watermark, read_watermarks, record_failure
@@ -114,11 +114,14 @@ class SourceReport:
     read: int = 0  # observations (usage buckets, cost lines, jobs) read
     posted: int = 0  # ledger entries or mirror rows written
     unchanged: int = 0
+    superseded: int = 0  # held buckets of another width reversed: re-read at this width
+    skipped: int = 0  # buckets another source (an import) already holds: left to it
     fees_posted: int = 0
     position: int | None = None
     unpriced_models: set[str] = field(default_factory=set)
     error: str | None = None
     rejected: list[Rejection] = field(default_factory=list)  # skipped upstream values
+    notes: list[str] = field(default_factory=list)  # corrections worth a warning
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -127,6 +130,8 @@ class SourceReport:
             "read": self.read,
             "posted": self.posted,
             "unchanged": self.unchanged,
+            "superseded": self.superseded,
+            "skipped": self.skipped,
             "fees_posted": self.fees_posted,
             "read_up_to": iso(self.position),
             "unpriced_models": ",".join(sorted(self.unpriced_models)),
@@ -298,7 +303,10 @@ def _poll_usage(
 
     def post(conn: Connection, batch: Any, start: int, end: int) -> PostResult:
         indexed, unchanged = batch
-        result = _post_usage(conn, indexed, book, now=now)
+        # Another width of this source is superseded, another source's usage kept
+        # (store.overlap): one usage never counts twice. A reading the ledger holds as
+        # it is was settled when it was posted.
+        result = post_window(conn, indexed, book, window=(start, end), now=now)
         result.observed += unchanged
         result.unchanged += unchanged
         return result
@@ -317,6 +325,14 @@ def _poll_usage(
         read=read,
         post=post,
     )
+    if report.superseded or report.skipped:
+        log.info(
+            "polling %s: %d bucket(s) of another width superseded, %d left to the "
+            "source (an import) that already holds them",
+            spec.name,
+            report.superseded,
+            report.skipped,
+        )
 
 
 def _poll_costs(
@@ -403,6 +419,8 @@ def _poll_windows(
         report.read += posted.observed
         report.posted += posted.posted
         report.unchanged += posted.unchanged
+        report.superseded += posted.superseded
+        report.skipped += posted.skipped
         report.unpriced_models |= posted.unpriced_models
         report.position = position
         if progress:
@@ -424,12 +442,21 @@ def _poll_jobs(
     )
     report.rejected += rejected
 
+    notes: list[str] = []
+
     def write(conn: Connection) -> tuple[int, int]:
         changed = fees = 0
+        notes.clear()  # a retried transaction starts over
         for job in jobs:
             note = HOURLY_NOTE if job.method == "reinforcement" else None
             outcome = post_training_fee(conn, job, book, now=now)
             fees += outcome.posted
+            if outcome.revised_from is not None:
+                notes.append(
+                    f"job {job.id}: trained_tokens revised upstream from "
+                    f"{outcome.revised_from} to {job.trained_tokens}; the fee's difference "
+                    f"was posted"
+                )
             changed += upsert_job(conn, job, note or outcome.note, now)
         _advance(conn, spec.name, now, now)
         return changed, fees
@@ -440,6 +467,9 @@ def _poll_jobs(
     report.posted = changed
     report.unchanged = len(jobs) - changed
     report.fees_posted = fees
+    report.notes += notes
+    for note in notes:
+        log.warning("%s: %s", spec.name, note)
     report.position = now
 
 

@@ -342,10 +342,119 @@ def test_a_claim_held_by_a_crashed_checker_is_retried_after_its_lease(
     assert len(alerts_of(rx)) == 3
 
 
-def test_check_with_an_unset_secret_fails_with_one_message(engine, config_dir, hook, cli):
-    write_budgets(config_dir, "unused")
-    hook("")
-    run = cli("budgets", "check")
-    assert run.exit_code == 1
-    assert run.stderr.startswith("ftledger: error: 1 problem found:")
-    assert "channel[0].url: environment variable OPS_HOOK is empty" in run.stderr
+def test_an_unset_secret_disables_that_channel_only(
+    engine, book, config_dir, hook, cli, monkeypatch
+):
+    seed_85_percent(engine, book)
+    with http_receiver() as rx:
+        hook("")  # OPS_HOOK is empty: the "ops" webhook is disabled
+        monkeypatch.setenv("TEAM_HOOK", rx.url + "/team")
+        config_dir.joinpath("budgets.toml").write_text(
+            """
+[[channel]]
+name = "ops"
+type = "webhook"
+url = "${OPS_HOOK}"
+
+[[channel]]
+name = "team"
+type = "webhook"
+url = "${TEAM_HOOK}"
+
+[[budget]]
+name = "support"
+amount = "1.20"
+thresholds = [80]
+channels = ["ops", "team"]
+""",
+            encoding="utf-8",
+        )
+        run = cli("budgets", "check", "--now", "2026-11-10T12:00:00Z", "-f", "json")
+        assert run.exit_code == 1  # a delivery failed: the disabled channel's
+        assert "environment variable OPS_HOOK is empty: channel 'ops' is disabled" in run.stderr
+        assert "Traceback" not in run.stderr
+        rows = {r["channel"]: r for r in json.loads(run.stdout)["rows"]}
+        assert rows["team"]["status"] == "delivered"  # the other channel still works
+        assert rows["ops"]["status"] == "failed"
+        assert rows["ops"]["error"] == (
+            "channel 'ops' is disabled: channel[0].url: environment variable OPS_HOOK is empty"
+        )
+        assert [r.path for r in rx.accepted] == ["/hook/team"]
+        hook(rx.url + "/ops")  # set it: the waiting alert goes out at the next check
+        again = cli("budgets", "check", "--now", "2026-11-10T12:05:00Z", "-f", "json")
+        assert again.exit_code == 0, again.stderr
+        assert sorted(r.path for r in rx.accepted) == ["/hook/ops", "/hook/team"]
+
+
+def test_people_get_one_message_naming_every_threshold_crossed_at_once(
+    engine, book, config_dir, monkeypatch
+):
+    import email
+    import email.policy
+
+    from alert_receivers import smtp_server
+
+    seed_85_percent(engine, book)
+    spend(engine, book, date(2026, 11, 9), 3, model=LEGAL)  # a second model, smaller
+    spend(engine, book, date(2026, 11, 9), 3, model="mystery-model-2099")  # no price
+    config_dir.joinpath("ledger.toml").write_text(
+        '[http]\npublic_url = "https://ledger.acme.test/"\n', encoding="utf-8"
+    )
+    with http_receiver() as rx, smtp_server() as (port, mails):
+        monkeypatch.setenv("SLACK_HOOK", rx.url + "/slack")
+        monkeypatch.setenv("OPS_HOOK", rx.url + "/ops")
+        config_dir.joinpath("budgets.toml").write_text(
+            f"""
+[[channel]]
+name = "slack"
+type = "slack"
+url = "${{SLACK_HOOK}}"
+
+[[channel]]
+name = "mail"
+type = "email"
+to = ["cfo@acme.test"]
+smtp_url = "smtp://127.0.0.1:{port}"
+
+[[channel]]
+name = "ops"
+type = "webhook"
+url = "${{OPS_HOOK}}"
+
+[[budget]]
+name = "support"
+amount = "1.20"
+thresholds = [50, 80]
+forecast_thresholds = [90]
+channels = ["slack", "mail", "ops"]
+""",
+            encoding="utf-8",
+        )
+        result = run_budget_check(engine, load_settings(), book, now=NOW)
+        assert len(result.decided) == 3 and not result.failed
+        assert len(result.delivered) == 9  # every (threshold, channel) is marked delivered
+        slack = [r.json() for r in rx.accepted if r.path == "/hook/slack"]
+        hooks = [r.json() for r in rx.accepted if r.path == "/hook/ops"]
+    assert len(slack) == 1 and len(mails) == 1  # people: one message for three thresholds
+    assert len(hooks) == 3  # machines: one document per decision, its own idempotency key
+    text = slack[0]["text"]
+    first, *rest = text.splitlines()
+    assert first.startswith(
+        "Budget support is at 87.5 % of $1.20 in 2026-11 "
+        "(thresholds 50 %, 80 % and forecast 90 %): spent $1.05"
+    )
+    assert f"Top models: {SUPPORT} $1.02, {LEGAL} $0.03." in rest
+    assert "Unpriced models (their cost is not counted): mystery-model-2099." in rest
+    assert "Details: https://ledger.acme.test/" in rest
+    message = email.message_from_bytes(mails[0].content, policy=email.policy.default)
+    assert " ".join(message["Subject"].split()) == (
+        "[ftledger] support: spend at 87.5 % of $1.20 "
+        "(2026-11, thresholds 50 %, 80 % and forecast 90 %)"
+    )
+    body = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+    assert body.get_content().startswith(first)  # readable text, the JSON only attached
+    for hook in hooks:
+        assert hook["currency"] == "USD" and hook["evaluated_at"] == "2026-11-10T12:00:00Z"
+        assert hook["unpriced_models"] == ["mystery-model-2099"]
+        assert hook["top_models"][0] == {"model": SUPPORT, "spend": "1.020000"}
+        assert hook["link"] == "https://ledger.acme.test/"

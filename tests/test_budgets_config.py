@@ -128,7 +128,7 @@ def test_duplicate_names(tmp_path):
     ]
 
 
-def test_environment_variables_fill_secrets_and_unset_ones_name_the_key(tmp_path):
+def test_environment_variables_fill_secrets_and_unset_ones_disable_their_channel(tmp_path, capsys):
     path = tmp_path / "budgets.toml"
     text = """
         [[channel]]
@@ -141,11 +141,18 @@ def test_environment_variables_fill_secrets_and_unset_ones_name_the_key(tmp_path
         to = ["${CFO_EMAIL}"]
         smtp_url = "smtp://${SMTP_USER}:${SMTP_PASSWORD}@mail.example.com:587?starttls=1"
         """
-    assert problems(path, text, {"SMTP_USER": "u", "SMTP_PASSWORD": ""}) == [
-        "channel[0].url: environment variable OPS_WEBHOOK_URL is not set",
-        "channel[1].smtp_url: environment variable SMTP_PASSWORD is empty",
-        "channel[1].to[0]: environment variable CFO_EMAIL is not set",
-    ]
+    path.write_text(text, encoding="utf-8")
+    partial = load_budgets(path, env={"SMTP_USER": "u", "SMTP_PASSWORD": ""})
+    assert partial.channels["ops"].disabled == (
+        "channel[0].url: environment variable OPS_WEBHOOK_URL is not set"
+    )
+    assert partial.channels["cfo"].disabled == (
+        "channel[1].smtp_url: environment variable SMTP_PASSWORD is empty; "
+        "channel[1].to[0]: environment variable CFO_EMAIL is not set"
+    )
+    warned = capsys.readouterr().err.splitlines()
+    assert len(warned) == 2 and all("is disabled" in line for line in warned)
+    assert "OPS_WEBHOOK_URL is not set: channel 'ops' is disabled" in warned[0]
     env = {
         "OPS_WEBHOOK_URL": CANARY,
         "CFO_EMAIL": "cfo@example.com",
@@ -153,6 +160,7 @@ def test_environment_variables_fill_secrets_and_unset_ones_name_the_key(tmp_path
         "SMTP_PASSWORD": "pw",
     }
     config = load_budgets(path, env=env)
+    assert config.channels["ops"].disabled is None
     assert config.channels["ops"].url == CANARY
     assert config.channels["cfo"].smtp_url == "smtp://u:pw@mail.example.com:587?starttls=1"
     assert "CANARY" not in repr(config) and "pw" not in repr(config.channels["cfo"])

@@ -310,7 +310,7 @@ def test_budgets_check_with_a_trickling_webhook_ends_on_time_and_retries_later(
 
 def _serve(env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1", *extra],
+        [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1", "--no-http", *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import socket
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import tiktoken_ext.openai_public as openai_public
+from paths import DATA
 
 from ledger import tokens
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
 def toy(isolated: Path) -> Path:
+    """The cookbook's toy file twice: 10 examples, the fewest OpenAI accepts. Its trained
+    tokens are the notebook's (2 × 4,306 billing tokens × 10 epochs = 86,120)."""
     path = isolated / "toy.jsonl"
-    shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", path)
+    path.write_bytes((DATA / "toy_chat_fine_tuning.jsonl").read_bytes() * 2)
     return path
 
 
@@ -38,14 +38,14 @@ def test_json_report_has_the_documented_fields(cli, toy):
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert {k: doc[k] for k in ("examples", "billing_tokens", "n_epochs", "trained_tokens")} == {
-        "examples": 5,
-        "billing_tokens": 4306,
-        "n_epochs": 20,
+        "examples": 10,
+        "billing_tokens": 8612,
+        "n_epochs": 10,
         "trained_tokens": 86120,
     }
     assert doc["cost"] == "0.68896" and doc["training_price"] == "8.00"
-    assert doc["dataset_tokens"] == 8242 and doc["max_tokens_per_example"] == 4096
-    assert doc["examples_truncated"] == 1 and doc["encoding"] == "cl100k_base"
+    assert doc["dataset_tokens"] == 2 * 8242 and doc["max_tokens_per_example"] == 4096
+    assert doc["examples_truncated"] == 2 and doc["encoding"] == "cl100k_base"
     assert doc["base_model"] == "gpt-3.5-turbo-0613" and doc["errors"] == []
     assert {w["type"] for w in doc["warnings"]} >= {"truncated"}
     assert set(doc["token_distribution"]) >= {"min", "max", "mean", "median", "p5", "p95"}
@@ -54,7 +54,7 @@ def test_json_report_has_the_documented_fields(cli, toy):
 def test_table_report_and_epochs_override(cli, toy):
     result = cli("estimate", str(toy), "--model", "gpt-3.5-turbo-0613", "--epochs", "2")
     assert result.exit_code == 0, result.stderr
-    assert "8,612" in result.stdout  # 4,306 × 2
+    assert "17,224" in result.stdout  # 8,612 × 2
     assert "truncated" in result.stdout
 
 
@@ -69,12 +69,28 @@ def test_format_errors_exit_1_with_the_full_report(cli, isolated):
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert [(e["line"], e["type"]) for e in doc["errors"]] == [
+        (0, "too_few_examples"),  # the whole file: 2 valid examples, OpenAI wants 10
         (2, "invalid_json"),
         (4, "example_missing_assistant_message"),
     ]
     assert doc["examples"] == 2 and doc["valid"] is False
     table = cli("estimate", str(path), "--model", "gpt-4o-mini")
     assert table.exit_code == 1 and "invalid_json" in table.stdout
+
+
+@pytest.mark.parametrize(("lines", "says"), [(0, "the file is empty"), (9, "holds 9 valid")])
+def test_fewer_than_10_examples_is_a_format_error(cli, isolated, lines, says):
+    path = isolated / "small.jsonl"
+    first = (DATA / "toy_chat_fine_tuning.jsonl").read_bytes().splitlines(keepends=True)[0]
+    path.write_bytes(first * lines)
+    result = cli("estimate", str(path), "--model", "gpt-4o-mini", "--format", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert [(e["line"], e["type"]) for e in doc["errors"]] == [(0, "too_few_examples")]
+    assert says in doc["errors"][0]["message"] and "at least 10" in doc["errors"][0]["message"]
+    assert doc["valid"] is False
+    table = cli("estimate", str(path), "--model", "gpt-4o-mini")
+    assert table.exit_code == 1 and "too_few_examples" in table.stdout
 
 
 def test_unknown_model_and_missing_file_are_one_line_errors(cli, toy, isolated):

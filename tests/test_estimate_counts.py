@@ -7,17 +7,15 @@ import shutil
 from collections import Counter
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from estimate_reference import cookbook_count, random_dataset, reference_encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from paths import DATA, ROOT
 
 from ledger.estimate import Distribution, default_epochs, estimate
 from ledger.scan import scan_file
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +36,9 @@ def test_cookbook_toy_file_reproduces_the_notebook(book, tmp_path):
     assert result.examples_truncated == 1
     assert result.training_price == Decimal("8.00")
     assert result.cost == Decimal("0.68896")  # 86,120 × $8 / 1M, exact
-    assert result.ok
+    # the figures are the notebook's, and OpenAI would refuse the file: 5 < 10 examples
+    assert [(e.line, e.type) for e in result.errors] == [(0, "too_few_examples")]
+    assert not result.ok
 
 
 @pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
@@ -169,7 +169,7 @@ def test_dpo_file_uses_the_documented_formula(book, tmp_path, scratch):
         "non_preferred_output": [{"role": "assistant", "content": "Lyon, I think."}],
     }
     path = tmp_path / "dpo.jsonl"
-    path.write_text(json.dumps(line) + "\n")
+    path.write_text((json.dumps(line) + "\n") * 10)  # 10 lines: the fewest OpenAI accepts
     prompt = 3 + n("user") + n("Capital of France?") + 3
     expected = (prompt + 3 + n("assistant") + n("Paris.")) + (
         prompt + 3 + n("assistant") + n("Lyon, I think.")
@@ -177,7 +177,7 @@ def test_dpo_file_uses_the_documented_formula(book, tmp_path, scratch):
     result = estimate(book, "gpt-4o-mini", path)
     assert result.format == "dpo"
     assert result.ok
-    assert result.dataset_tokens == result.billing_tokens == expected
+    assert result.dataset_tokens == result.billing_tokens == 10 * expected
 
 
 @pytest.mark.parametrize(
@@ -201,7 +201,7 @@ def test_distribution_is_nearest_rank_with_a_true_median():
 
 
 def test_copy_of_toy_file_is_the_cookbooks(tmp_path):
-    shared = Path(__file__).resolve().parents[2] / "shared/data/openai-cookbook"
+    shared = ROOT.parent / "shared/data/openai-cookbook"
     if not shared.is_dir():
         pytest.skip("shared/ not beside the checkout")
     shutil.copy(shared / "toy_chat_fine_tuning.jsonl", tmp_path / "t.jsonl")

@@ -33,13 +33,13 @@ def n(text: str) -> int:
 
 @pytest.mark.parametrize(("model", "price"), [("davinci-002", "6.00"), ("babbage-002", "0.40")])
 def test_prompt_completion_files_count_prompt_plus_completion_tokens(book, tmp_path, model, price):
-    path = write(tmp_path / "legacy.jsonl", PAIRS)
+    path = write(tmp_path / "legacy.jsonl", PAIRS * 4)  # 12: OpenAI wants at least 10
     result = estimate(book, model, path, at=ON, workers=1)
-    expected = [n(p["prompt"]) + n(p["completion"]) for p in PAIRS]
+    expected = [n(p["prompt"]) + n(p["completion"]) for p in PAIRS * 4]
     assert result.ok and result.format == "prompt_completion"
-    assert result.examples == 3 and result.billing_tokens == sum(expected)
-    assert result.n_epochs == 25  # the cookbook rule: min(25, 100 // 3)
-    assert result.trained_tokens == sum(expected) * 25
+    assert result.examples == 12 and result.billing_tokens == sum(expected)
+    assert result.n_epochs == 8  # the cookbook rule: min(25, 100 // 12)
+    assert result.trained_tokens == sum(expected) * 8
     assert result.cost == Decimal(result.trained_tokens) * Decimal(price) / 1_000_000
     assert result.warnings == []  # no role warnings: there are no messages
     assert result.distribution is not None and result.distribution.max == max(expected)
@@ -60,6 +60,7 @@ def test_legacy_format_errors_are_named_and_located(book, tmp_path):
     result = estimate(book, "davinci-002", path, at=ON, workers=1)
     assert not result.ok and result.examples == 1
     assert sorted((e.line, e.type) for e in result.errors) == [
+        (0, "too_few_examples"),
         (2, "missing_completion"),
         (3, "missing_prompt"),
         (4, "missing_completion"),
@@ -90,7 +91,7 @@ def test_the_cli_refuses_with_one_clear_line(cli, tmp_path):
     assert result.exit_code != 0
     assert "davinci-002 is fine-tuned from prompt/completion files" in result.stderr
     assert "Traceback" not in result.stderr
-    ok = cli("estimate", str(write(tmp_path / "l.jsonl", PAIRS)), "--model", "davinci-002")
+    ok = cli("estimate", str(write(tmp_path / "l.jsonl", PAIRS * 4)), "--model", "davinci-002")
     assert ok.exit_code == 0, ok.stderr
     assert "prompt_completion" in ok.stdout
 
@@ -98,7 +99,10 @@ def test_the_cli_refuses_with_one_clear_line(cli, tmp_path):
 def test_a_mixed_legacy_and_chat_file_is_a_format_error(book, tmp_path):
     path = write(tmp_path / "mixed.jsonl", [PAIRS[0], CHAT])
     result = estimate(book, "davinci-002", path, at=ON, workers=1)
-    assert [(e.line, e.type) for e in result.errors] == [(2, "mixed_format")]
+    assert [(e.line, e.type) for e in result.errors] == [
+        (0, "too_few_examples"),
+        (2, "mixed_format"),
+    ]
 
 
 def test_the_book_prices_gpt_4_0613_and_gpt_4o_2024_05_13_but_not_their_fine_tunes(book, tmp_path):

@@ -43,11 +43,11 @@ def test_flagged_lines_are_reported_and_fail_the_command(cli, isolated, sandbox)
 
 def test_clean_file_passes_moderation(cli, isolated, sandbox):
     path = isolated / "train.jsonl"
-    path.write_text("\n".join(_line(f"q{i}") for i in range(5)) + "\n")
+    path.write_text("\n".join(_line(f"q{i}") for i in range(10)) + "\n")
     result = cli("estimate", str(path), "--model", "gpt-4o-mini", "--moderate")
     assert result.exit_code == 0, result.stderr
     rows = dict(line.split(":", 1) for line in result.stdout.splitlines() if ": " in line)
-    assert rows["moderation checked lines"].strip() == "5"
+    assert rows["moderation checked lines"].strip() == "10"
     assert rows["moderation flagged lines"].strip() == "0"
     assert "Flagged" not in result.stdout
 

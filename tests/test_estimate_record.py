@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from decimal import Decimal
-from pathlib import Path
 
+from paths import DATA
 from sqlalchemy import func, insert, select
 
 from ledger.store.estimate_tables import TrainingEstimate
 from ledger.store.estimates import compare_estimates, error_pct
 from ledger.store.tables import FineTuningJob, TrainingFee
-
-DATA = Path(__file__).parent / "data"
 
 
 def _finished_job(engine, job_id: str, file_id: str, trained: int, cost_pico: int) -> None:
@@ -54,7 +52,7 @@ def _finished_job(engine, job_id: str, file_id: str, trained: int, cost_pico: in
 
 def test_record_then_compare_with_the_job(cli, engine, isolated):
     toy = isolated / "toy.jsonl"
-    shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", toy)
+    toy.write_bytes((DATA / "toy_chat_fine_tuning.jsonl").read_bytes() * 2)  # 10 examples
     args = (
         "estimate",
         str(toy),
@@ -105,7 +103,7 @@ def test_report_estimates_command(cli, engine, isolated):
     empty = cli("report", "estimates")
     assert "No recorded estimate has a finished job yet" in empty.stdout
     toy = isolated / "toy.jsonl"
-    shutil.copy(DATA / "toy_chat_fine_tuning.jsonl", toy)
+    toy.write_bytes((DATA / "toy_chat_fine_tuning.jsonl").read_bytes() * 2)  # 10 examples
     cli(
         "estimate",
         str(toy),

@@ -119,7 +119,10 @@ def test_mixed_chat_and_dpo_is_an_error(book, tmp_path):
     path = tmp_path / "mixed.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(dpo) + "\n")
     result = estimate(book, "gpt-4o-mini", path)
-    assert [(e.line, e.type) for e in result.errors] == [(2, "mixed_format")]
+    assert [(e.line, e.type) for e in result.errors] == [
+        (0, "too_few_examples"),
+        (2, "mixed_format"),
+    ]
     assert not result.ok
 
 

@@ -10,8 +10,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ledger"
+PACKAGE = ROOT / "ledger"
 CORE = (
     "ledger.money",
     "ledger.period",

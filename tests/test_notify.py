@@ -49,6 +49,8 @@ def test_webhook_posts_the_payload_with_an_idempotency_key_header():
         "idempotency_key": "k" * 64,
         "currency": "USD",
         "evaluated_at": None,
+        "top_models": [],
+        "unpriced_models": [],
     }
 
 

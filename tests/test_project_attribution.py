@@ -8,11 +8,11 @@ import tomllib
 
 import pytest
 from sqlalchemy import select
+from sync_helpers import NOW, sandbox, write_config
 
 from ledger.config_file import parse_ledger_config
 from ledger.errors import ConfigError
 from ledger.store.tables import TrainingFee
-from tests.sync_helpers import NOW, sandbox, write_config
 
 PROJECT_IDS = {"proj_support", "proj_legal", "proj_research"}
 

@@ -34,7 +34,17 @@ def test_serve_polls_on_schedule_keeps_going_after_errors_and_stops_on_sigterm(
         env = {**os.environ, **sb.env, "LEDGER_DATABASE_URL": db_url}
         env["LEDGER_CONFIG_DIR"] = str(config_dir)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1", "--no-alerts"],
+            # --no-http: this test is about the schedule; port 8080 may be taken here
+            [
+                sys.executable,
+                "-m",
+                "ledger",
+                "serve",
+                "--every-seconds",
+                "1",
+                "--no-alerts",
+                "--no-http",
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -49,7 +59,7 @@ def test_serve_polls_on_schedule_keeps_going_after_errors_and_stops_on_sigterm(
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
+                proc.communicate()  # closes the pipes, or their ResourceWarnings fail a later test
         assert proc.returncode == 0, err
         assert "failed" in err  # the 401 was logged, and the next runs went ahead
         assert "stopped" in err

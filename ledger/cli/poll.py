@@ -29,17 +29,19 @@ if TYPE_CHECKING:
     from ledger.store.watermarks import WatermarkState
     from ledger.sync import CycleReport
 
-POLL_COLUMNS = (
-    "source",
-    "windows",
-    "read",
-    "posted",
-    "unchanged",
-    "fees_posted",
-    "read_up_to",
-    "unpriced_models",
-    "error",
-)
+POLL_TABLE = [
+    Column("source", kind="name"),
+    Column("windows", kind="count", drop=2),
+    Column("read", kind="count"),
+    Column("posted", kind="count"),
+    Column("unchanged", kind="count", default=False),
+    Column("superseded", kind="count", default=False),
+    Column("skipped", kind="count", default=False),
+    Column("fees_posted", "fees", kind="count"),
+    Column("read_up_to", "read up to", drop=1),
+    Column("unpriced_models", "unpriced", kind="note"),
+    Column("error", kind="note"),
+]
 STATUS_TABLE = [
     Column("source", kind="name"),
     Column("last_success", "last success"),
@@ -86,6 +88,8 @@ def poll(
     ] = False,
     now: Annotated[str | None, typer.Option(hidden=True)] = None,
     fmt: FormatOption = Format.table,
+    columns: ColumnsOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Poll usage, costs and fine-tuning jobs once into the ledger.
 
@@ -115,7 +119,7 @@ def poll(
         )
     if report.skipped:
         raise ConflictError("another poll is running against this database; try again later")
-    print_report(report, fmt)
+    print_report(report, fmt, TableChoice(columns, wide))
     if not no_alerts:
         budget_check(app_ctx, at)
     if report.failed:
@@ -124,11 +128,14 @@ def poll(
         raise SourceError(f"{n} of {total} sources failed; {first.source}: {first.error}")
 
 
-def print_report(report: CycleReport, fmt: Format) -> None:
+def print_report(report: CycleReport, fmt: Format, choice: TableChoice = TableChoice()) -> None:
     from ledger.documents import poll_document
 
     rows = [s.as_row() for s in report.sources]
-    emit(fmt, rows, POLL_COLUMNS, document=poll_document(report), title="Poll")
+    emit(fmt, rows, POLL_TABLE, document=poll_document(report), title="Poll", choice=choice)
+    for source in report.sources:
+        for note in source.notes:
+            typer.echo(f"ftledger: note: {source.source}: {note}", err=True)
 
 
 def budget_check(app_ctx: AppContext, now: int | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -73,8 +73,9 @@ def monthly(
     """What each model cost in a month, what its base model would have cost, and training.
 
     The table shows what a reader needs (model, requests, tokens in/out, cost, base cost,
-    premium %, training, total) in dollars, fitted to the terminal; --wide or --columns
-    show more. JSON and CSV carry exact decimal text (at least 6 decimals); a model
+    premium %, training, total) in dollars, fitted to the terminal (requests, then
+    premium %, make room for model names in a narrow one); --wide or --columns show more.
+    JSON and CSV carry exact decimal text (at least 6 decimals); a model
     without a price shows its tokens with null costs and is listed as unpriced. HTML is
     one self-contained file with charts (daily spend by model, training fees apart).
 
@@ -93,11 +94,12 @@ def monthly(
         report = views.monthly(conn, book, the_month, by.value, allocation=allocation)
         as_of = views.as_of(conn)
         daily = views.daily_chart(conn, the_month) if fmt is ReportFormat.html else {}
+        outlook = _budget_outlook(app_ctx, conn, the_month) if fmt is ReportFormat.html else []
     if fmt is ReportFormat.html:
         from ledger.period import iso_utc
         from ledger.reports.html import render_html
 
-        text = render_html(report, daily, generated_at=iso_utc(int(time.time())))
+        text = render_html(report, daily, generated_at=iso_utc(int(time.time())), budgets=outlook)
     elif fmt is ReportFormat.table:
         text = _table(report, columns, wide)
     else:
@@ -183,3 +185,31 @@ def whatif(
         footer=footer,
         choice=TableChoice(columns, wide),
     )
+
+
+def _budget_outlook(app_ctx: Any, conn: Any, month: Any) -> list[dict[str, Any]]:
+    """The monthly budgets of budgets.toml in `month`: amount, spend, forecast at month
+    end, projected crossing (none configured: empty; secrets are not read)."""
+    from ledger.alerts import budget_config, evaluate
+    from ledger.money import display, from_pico
+    from ledger.period import period_containing, utc_now
+
+    config = budget_config(app_ctx.settings, resolve_secrets=False)
+    period = period_containing("monthly", month.first_day)
+    rows = []
+    for budget in config.budgets:
+        if budget.period != "monthly":
+            continue
+        status = evaluate(conn, budget, utc_now(None), period, config.allocation)
+        forecast = status.forecast
+        rows.append(
+            {
+                "budget": budget.name,
+                "amount": display(budget.amount),
+                "spend": display(from_pico(status.spend)),
+                "forecast": None if forecast is None else display(from_pico(forecast.point)),
+                "crosses_on": None if status.crosses_on is None else str(status.crosses_on),
+                "unpriced": list(status.unpriced_models),
+            }
+        )
+    return rows

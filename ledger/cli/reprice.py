@@ -1,4 +1,5 @@
-"""`ftledger reprice`: price usage recorded while its model had no price."""
+"""`ftledger reprice`: price usage and fees recorded without a price; with --all, bring
+every held cost to the current price book."""
 
 from __future__ import annotations
 
@@ -8,29 +9,57 @@ from typing import Annotated
 import typer
 
 from ledger.cli.common import Format, FormatOption, app_context, day_option, emit, write_text
+from ledger.reports.table import Column
 
-COLUMNS = ("model", "keys_repriced", "keys_still_unpriced")
+COLUMNS = [
+    Column("model", kind="name"),
+    Column("keys_repriced", "keys", kind="count"),
+    Column("keys_still_unpriced", "keys unpriced", kind="count"),
+    Column("fees_repriced", "fees", kind="count"),
+    Column("fees_still_unpriced", "fees unpriced", kind="count"),
+    Column("difference", kind="money"),
+]
 
 
 def reprice(
     ctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Only buckets starting on or after this UTC day."),
+        typer.Option(
+            "--since",
+            help="Only usage buckets starting, and fees of jobs finishing, on or after "
+            "this UTC day.",
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="Only buckets starting on or before this UTC day."),
+        typer.Option(
+            "--until",
+            help="Only usage buckets starting, and fees of jobs finishing, on or before "
+            "this UTC day.",
+        ),
     ] = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also correct priced usage and fees whose cost differs from the current "
+            "price book (after fixing a price, or to apply service-tier prices).",
+        ),
+    ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Price usage that was recorded unpriced, now that the price book has its model.
+    """Price usage and training fees recorded unpriced, now that the price book has their
+    model; with --all, post per usage key and fee the difference between the current
+    book's cost and what it holds.
 
-    Each such usage key gets one correction entry (no token change, the full cost at the
-    bucket's price); nothing is rewritten, and running it again posts nothing.
+    Each corrected key or fee gets one correction entry (no token change); nothing is
+    rewritten, and running it again posts nothing. `difference` is what the corrections
+    added to the model's cost.
 
-    Example: ftledger reprice --since 2026-10-01 --until 2026-10-31
+    Example: ftledger reprice --all --since 2026-10-01 --until 2026-10-31
     """
+    from ledger.reports.text import money_text
     from ledger.store.errors import in_transaction
     from ledger.store.reprice import reprice as run_reprice
 
@@ -42,21 +71,30 @@ def reprice(
     app_ctx = app_context(ctx)
     result = in_transaction(
         app_ctx.engine,
-        lambda conn: run_reprice(conn, app_ctx.pricebook, start=start, end=end),
+        lambda conn: run_reprice(conn, app_ctx.pricebook, start=start, end=end, every=every),
         doing="repricing the ledger",
     )
-    models = sorted(set(result.repriced) | set(result.still_unpriced))
     rows = [
         {
             "model": m,
             "keys_repriced": result.repriced[m],
             "keys_still_unpriced": result.still_unpriced[m],
+            "fees_repriced": result.fees_repriced[m],
+            "fees_still_unpriced": result.fees_still_unpriced[m],
+            "difference": money_text(result.change[m]),
         }
-        for m in models
+        for m in result.models
     ]
-    emit(fmt, rows, COLUMNS, kind="reprice", title="Repriced usage keys per model")
+    emit(
+        fmt,
+        rows,
+        COLUMNS,
+        kind="reprice",
+        title="Repriced per model (usage keys and training fees corrected)",
+    )
     if fmt is Format.table:
-        write_text(f"{sum(result.repriced.values())} key(s) repriced\n")
+        keys, fees = sum(result.repriced.values()), sum(result.fees_repriced.values())
+        write_text(f"{keys} key(s) repriced, {fees} training fee(s) repriced\n")
 
 
 def _ts(day: date) -> int:

@@ -129,3 +129,17 @@ def focus_csv(export: FocusExport) -> str:
     for row in export.rows:
         writer.writerow({**row, **{c: money_text(row[c]) for c in focus_view.COST_COLUMNS}})
     return buffer.getvalue()
+
+
+def focus_document(export: FocusExport, month: str, as_of: int | None = None) -> dict[str, Any]:
+    """The FOCUS rows in the JSON envelope: the CSV's columns, costs as exact text."""
+    rows = [
+        {**row, **{c: money_text(row[c]) for c in focus_view.COST_COLUMNS}} for row in export.rows
+    ]
+    return envelope(
+        "focus",
+        as_of=as_of,
+        month=month,
+        rows=rows,
+        totals={"EffectiveCost": money_text(export.total.known)},
+    )

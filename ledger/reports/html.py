@@ -8,6 +8,8 @@ text as the other formats.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from decimal import Decimal
 from html import escape
 from typing import Any
 
@@ -60,10 +62,14 @@ svg text{font:11px system-ui,sans-serif;fill:#52606d}
 
 
 def render_html(
-    report: MonthlyReport, daily: dict[str, dict[str, int]], generated_at: str | None = None
+    report: MonthlyReport,
+    daily: dict[str, dict[str, int]],
+    generated_at: str | None = None,
+    budgets: Sequence[dict[str, Any]] = (),
 ) -> str:
     """The whole page; `daily` is known cost per ISO day and model (views.daily_chart),
-    training fees as their own series."""
+    training fees as their own series; `budgets` the month's budgets (amount, spend,
+    forecast, crosses_on as decimal text), shown when budgets.toml defines any."""
     title = f"Fine-tuning spend {report.month}"
     last = max((d for d, v in daily.items() if any(v.values())), default=None)
     as_of = f"Data as of {last} (the last day with usage or fees)" if last else "No data yet"
@@ -85,6 +91,8 @@ def render_html(
             + ", ".join(f"<code>{escape(m)}</code>" for m in report.unpriced_models)
             + "</div>"
         )
+    if budgets:
+        parts.append(_budgets(budgets, report.currency))
     parts += [
         '<section class="panel"><h2>Daily spend by model</h2>',
         _daily_chart(daily, report.currency),
@@ -305,3 +313,33 @@ def _table(report: MonthlyReport) -> str:
     body = "".join(row_html(r) for r in ranked)
     total = row_html({report.key_fields[0]: "TOTAL", **report.totals}, "total")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}{total}</tbody></table>"
+
+
+def _budgets(rows: Sequence[dict[str, Any]], currency: str) -> str:
+    """The month's budgets: amount, spent, used, forecast at month end, when crossed."""
+
+    def pct(part: str | None, whole: str | None) -> str:
+        if part is None or not whole or Decimal(whole) == 0:
+            return "n/a"
+        return f"{Decimal(part) * 100 / Decimal(whole):.1f}%"
+
+    body = "".join(
+        "<tr>"
+        f"<td>{escape(r['budget'])}</td>"
+        f'<td class="n">{escape(usd(r["amount"], currency))}</td>'
+        f'<td class="n">{escape(usd(r["spend"], currency))}</td>'
+        f'<td class="n">{pct(r["spend"], r["amount"])}</td>'
+        f'<td class="n">{escape(usd(r["forecast"], currency))}</td>'
+        f'<td class="n">{pct(r["forecast"], r["amount"])}</td>'
+        f"<td>{escape(r['crosses_on'] or '-')}</td>"
+        "</tr>"
+        for r in rows
+    )
+    return (
+        '<section class="panel"><h2>Budget and forecast for the month</h2>'
+        '<table><thead><tr><th>budget</th><th class="n">amount</th><th class="n">spent</th>'
+        '<th class="n">used</th><th class="n">forecast</th><th class="n">of budget</th>'
+        "<th>crosses on</th></tr></thead><tbody>" + body + "</tbody></table>"
+        '<p class="note">Forecast: month-end spend projected from the daily run rate '
+        "(the actual spend once the month has ended).</p></section>"
+    )

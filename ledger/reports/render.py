@@ -107,14 +107,14 @@ _KEY_COLUMNS = {
 }
 NUMBER_COLUMNS = (
     Column("priced", kind="bool", default=False),
-    Column("requests", kind="count"),
+    Column("requests", kind="count", drop=2),
     Column("input_tokens", "tokens in", kind="count"),
     Column("cached_input_tokens", "cached in", kind="count", default=False),
     Column("output_tokens", "tokens out", kind="count"),
     Column("usage_cost", "cost", kind="money"),
     Column("base_model_cost", "base cost", kind="money"),
     Column("premium", kind="money", default=False),
-    Column("premium_pct", "premium %", kind="pct"),
+    Column("premium_pct", "premium %", kind="pct", drop=1),
     Column("training_tokens", "training tokens", kind="count", default=False),
     Column("training_cost", "training", kind="money"),
     Column("total_cost", "total", kind="money"),

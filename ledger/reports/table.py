@@ -13,7 +13,7 @@ import io
 import os
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger.reports.text import people_cell, shorten_middle
@@ -21,6 +21,7 @@ from ledger.reports.text import people_cell, shorten_middle
 DEFAULT_WIDTH = 100
 MIN_NAME_WIDTH = 12
 MIN_NOTE_WIDTH = 20
+READABLE_NAME_WIDTH = 26  # `ft:gpt-4o-…:support:A1b2C3`
 GAP = 2  # spaces between columns
 
 
@@ -30,6 +31,7 @@ class Column:
     header: str = ""
     kind: str = "text"  # text | name | note | money | count | pct | bool
     default: bool = True
+    drop: int = 0  # > 0: hidden first (highest first) when names would be cut unreadably
 
     @property
     def label(self) -> str:
@@ -64,7 +66,7 @@ def choose(columns: Sequence[Column], wanted: str | None, wide: bool) -> list[Co
                 f"no column {', '.join(map(repr, unknown))}; "
                 f"choose from {','.join(c.key for c in columns)}"
             )
-        return [by_name[n] for n in names]
+        return [replace(by_name[n], drop=0) for n in names]  # asked for: always shown
     return list(columns) if wide else [c for c in columns if c.default]
 
 
@@ -89,6 +91,13 @@ def render(
         for t in totals
     ]
     if width is not None:
+        columns, body, foot, hidden = _make_room(columns, body, foot, width)
+        if hidden:
+            footer = [
+                *footer,
+                f"Hidden to fit {width} columns: {', '.join(hidden)} "
+                "(--wide or --columns shows them).",
+            ]
         body, foot = _fit(columns, body, foot, width)
     table = Table(
         box=box.SIMPLE_HEAD if not foot else box.SIMPLE,
@@ -137,6 +146,35 @@ def _wrap(line: str, width: int | None) -> list[str]:
     if width is None or len(line) <= width:
         return [line]
     return textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False)
+
+
+def _make_room(
+    columns: Sequence[Column], body: list[list[str]], foot: list[list[str]], width: int
+) -> tuple[list[Column], list[list[str]], list[list[str]], list[str]]:
+    """Hide droppable columns (highest `drop` first) while the name columns would get
+    less than a readable width: a model name that reads beats a column few need."""
+    cols = list(columns)
+    hidden: list[str] = []
+
+    def natural(i: int) -> int:
+        return max([len(cols[i].label), *(len(r[i]) for r in [*body, *foot])])
+
+    while True:
+        names = [i for i, c in enumerate(cols) if c.kind == "name"]
+        droppable = [i for i, c in enumerate(cols) if c.drop > 0]
+        if not names or not droppable:
+            break
+        others = sum(natural(i) for i in range(len(cols)) if i not in names)
+        room = width - others - GAP * (len(cols) - 1)
+        wanted = sum(min(natural(i), READABLE_NAME_WIDTH) for i in names)
+        if room >= wanted:
+            break
+        gone = max(droppable, key=lambda i: (cols[i].drop, i))
+        hidden.append(cols[gone].label)
+        del cols[gone]
+        body = [r[:gone] + r[gone + 1 :] for r in body]
+        foot = [r[:gone] + r[gone + 1 :] for r in foot]
+    return cols, body, foot, hidden
 
 
 def _fit(

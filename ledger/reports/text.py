@@ -118,11 +118,21 @@ def people_cell(kind: str, value: Any, currency: str = "USD") -> str:
 
 
 def shorten_middle(text: str, width: int) -> str:
-    """`ft:gpt-4o-mi…support:A1b2C3`: the start and the distinguishing end are kept."""
+    """`ft:gpt-4o-mini…:support:A1b2C3`: the start and the distinguishing end are kept.
+
+    A fine-tuned model name keeps its whole suffix and id (and checkpoint) when the head
+    still shows the base model's family; other text keeps more of its end than its start.
+    """
     if width <= 0 or len(text) <= width:
         return text
     if width == 1:
         return "…"
-    tail = (width - 1) * 3 // 5
-    head = width - 1 - tail
-    return text[:head] + "…" + text[len(text) - tail :]
+    parts = text.split(":")
+    if parts[0] == "ft" and len(parts) >= 5:
+        for tail, least in ((":" + ":".join(parts[3:]), 9), (":" + ":".join(parts[4:]), 6)):
+            head = width - 1 - len(tail)
+            if head >= least:  # "ft:gpt-4o" tells the family; "ft:gpt-" at the least
+                return text[:head] + "…" + tail
+    tail_len = (width - 1) * 3 // 5
+    head = width - 1 - tail_len
+    return text[:head] + "…" + text[len(text) - tail_len :]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import Callable, Generator, Iterator
+import sys
+from collections.abc import Callable, Collection, Generator, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TextIO
 
 from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import InputError, Problem
+from ledger.money import pico_display
 
 REQUIRED = ("start_time", "end_time", "model", "input_tokens", "output_tokens")
 OPTIONAL = (
@@ -34,6 +36,9 @@ MAX_LENGTH = {"model": 255, "project_id": 128, "api_key_id": 128, "user_id": 128
 MAX_LENGTH["service_tier"] = 32
 MAX_INTEGER = 2**63 - 1
 _FALSE = {"false", "0", "no", "f", ""}
+
+
+Price = Callable[[UsageObservation], tuple[int | None, int | None]]
 
 
 class _BadValue(ValueError):
@@ -138,9 +143,15 @@ class UsageCsvStream:
         source: str = "import",
         progress: Callable[[int], None] | None = None,
         seen: SeenKeys | None = None,
+        price: Price | None = None,
+        count_limit: int = MAX_INTEGER,
     ):
         self.path = path
         self.source = source
+        # Counts above `count_limit` may cost more than an entry holds: those rows are
+        # priced with `price` while parsing, so an overflow is refused with its line.
+        self.price = price
+        self.count_limit = count_limit
         self.progress = progress
         self.seen = seen if seen is not None else SeenKeys()
         self.problems: list[Problem] = []
@@ -150,7 +161,8 @@ class UsageCsvStream:
 
     def batches(self, size: int) -> Generator[dict[UsageKey, UsageObservation], None, None]:
         try:
-            handle = self.path.open("r", encoding="utf-8", newline="")
+            # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the header.
+            handle = self.path.open("r", encoding="utf-8-sig", newline="")
         except OSError as exc:
             raise InputError([Problem(str(self.path), f"cannot read: {exc.strerror}")]) from None
         with handle:
@@ -173,11 +185,12 @@ class UsageCsvStream:
         except csv.Error as exc:
             raise InputError([Problem(f"{path}:1", f"malformed CSV: {exc}")]) from None
         self.header = header
+        width = len(header)
         columns = {name.strip(): i for i, name in enumerate(header)}
         missing = [c for c in REQUIRED if c not in columns]
         if missing:
             raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
-        parse = _row_parser(columns, self.source)
+        parse = _row_parser(columns, self.source, self.price, self.count_limit)
         check = self.seen.check
         batch: dict[UsageKey, UsageObservation] = {}
         ended = reader.line_num  # the line the previous row ended on
@@ -191,7 +204,10 @@ class UsageCsvStream:
                 try:
                     obs = parse(row)
                 except _BadValue as exc:
-                    self._reject(line, row, str(exc))
+                    # The parser appended one empty cell; a short row is padded, so the
+                    # rejected file's line and error stay under their own columns.
+                    cells = row[:width] if len(row) > width else row + [""] * (width - len(row))
+                    self._reject(line, cells, str(exc))
                     continue
                 repeat = check(obs)
                 if repeat is None:
@@ -244,10 +260,14 @@ _FIELDS = (
 )
 
 
-def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], UsageObservation]:
+def _row_parser(
+    columns: dict[str, int], source: str, price: Price | None, count_limit: int
+) -> Callable[[list[str]], UsageObservation]:
     """A parser for rows of this header: a fast path for clean rows, a careful one for errors.
 
-    A missing optional column reads as the empty cell appended to every row.
+    A missing optional column reads as the empty cell appended to every row. The fast
+    path takes only ASCII digits (int() would also take "1_000", full-width and other
+    Unicode digits), text without NUL, and counts up to `count_limit`.
     """
     width = len(columns)
     fields = itemgetter(*(columns.get(name, width) for name in _FIELDS))
@@ -270,13 +290,17 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
             if is_batch is None:
                 is_batch = _BOOLS[batch.strip().lower()]
         except (ValueError, KeyError):
-            return _careful(fields(row), source)
+            return _careful(fields(row), source, price, count_limit)
         model = model.strip()
         # Any negative value makes the bitwise OR negative; any value past 63 bits, too big.
         every = requests | inputs | cached_n | outputs | begins | ends
+        digits = req + inp + cached + out + start + end
         if (
             every < 0
-            or every > MAX_INTEGER
+            or every > count_limit
+            or not digits.isdigit()
+            or not digits.isascii()
+            or "\0" in model + project + key + user + tier
             or cached_n > inputs
             or ends <= begins
             or not model
@@ -286,7 +310,7 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
             or len(user) > 128
             or len(tier) > 32
         ):
-            return _careful(fields(row), source)
+            return _careful(fields(row), source, price, count_limit)
         usage_key = (
             source,
             begins,
@@ -308,7 +332,9 @@ def _row_parser(columns: dict[str, int], source: str) -> Callable[[list[str]], U
 _BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 
 
-def _careful(cells: tuple[str, ...], source: str) -> UsageObservation:
+def _careful(
+    cells: tuple[str, ...], source: str, price: Price | None, count_limit: int
+) -> UsageObservation:
     """Parse one row cell by cell, raising _BadValue with the first problem found."""
     start_s, end_s, model, project, key, user, batch, tier, req_s, in_s, cached_s, out_s = (
         c.strip() for c in cells
@@ -320,6 +346,8 @@ def _careful(cells: tuple[str, ...], source: str) -> UsageObservation:
     if not model:
         raise _BadValue("model is empty")
     for name, value in zip(MAX_LENGTH, (model, project, key, user, tier), strict=True):
+        if "\0" in value:
+            raise _BadValue(f"{name} contains a NUL byte")
         if len(value) > MAX_LENGTH[name]:
             raise _BadValue(f"{name} is longer than {MAX_LENGTH[name]} characters")
     inp = _count(in_s, "input_tokens")
@@ -329,13 +357,29 @@ def _careful(cells: tuple[str, ...], source: str) -> UsageObservation:
     if cached > inp:
         raise _BadValue(f"input_cached_tokens {cached} exceeds input_tokens {inp}")
     usage_key = UsageKey(source, start, end, model, project, key, user, _bool(batch), tier)
-    return UsageObservation(usage_key, requests, inp, cached, out)
+    obs = UsageObservation(usage_key, requests, inp, cached, out)
+    if price is not None and max(inp, out) > count_limit:
+        _check_cost(obs, price)
+    return obs
+
+
+def _check_cost(obs: UsageObservation, price: Price) -> None:
+    """Refuse a row whose cost (or base-model cost) does not fit one ledger entry."""
+    costs = [c for c in price(obs) if c is not None]
+    if costs and max(costs) > MAX_INTEGER:
+        column = "input_tokens" if obs.input_tokens >= obs.output_tokens else "output_tokens"
+        count = max(obs.input_tokens, obs.output_tokens)
+        raise _BadValue(
+            f"{column} {count} costs ${pico_display(max(costs), 2)}, more than one "
+            f"ledger entry holds ($9.2M)"
+        )
 
 
 def _count(text: str, name: str) -> int:
     if text == "":
         return 0
-    if not text.isdigit():  # refuses signs, decimals, exponents and spaces
+    # Refuses signs, decimals, exponents, spaces, "1_000", "²" and full-width digits.
+    if not (text.isdigit() and text.isascii()):
         raise _BadValue(f"{name} {text[:40]!r} is not a non-negative integer")
     if int(text) > MAX_INTEGER:
         raise _BadValue(f"{name} {text[:40]!r} is too large")
@@ -343,6 +387,8 @@ def _count(text: str, name: str) -> int:
 
 
 def _time(text: str, name: str) -> int:
+    if not text.isascii():
+        raise _BadValue(f"{name} {text[:40]!r} is neither unix seconds nor an ISO-8601 time")
     if text.isdigit():
         if int(text) > MAX_INTEGER:
             raise _BadValue(f"{name} {text[:40]!r} is too large")
@@ -372,9 +418,36 @@ def write_rejected(
 ) -> Path:
     """Write rejected rows beside the input, with their line number and reason."""
     target = path.with_name(path.stem + ".rejected.csv")
-    with target.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*header, "line", "error"])
-        for line, row, reason in rejected:
-            writer.writerow([*row, line, reason])
+    try:
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([*header, "line", "error"])
+            for line, row, reason in rejected:
+                writer.writerow([*row, line, reason])
+    except OSError as exc:  # a full disk, a read-only folder: the import is not committed
+        raise InputError([Problem(str(target), f"cannot write: {exc.strerror}")]) from None
     return target
+
+
+def key_lines(path: Path, keys: Collection[UsageKey], source: str) -> dict[UsageKey, int]:
+    """The line of the first row of each key in `keys` (read again: an error path only)."""
+    found: dict[UsageKey, int] = {}
+    if not keys:
+        return found
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        columns = {name.strip(): i for i, name in enumerate(header)}
+        parse = _row_parser(columns, source, None, sys.maxsize)  # rows already checked
+        ended = reader.line_num
+        for row in reader:
+            line, ended = ended + 1, reader.line_num
+            try:
+                key = parse(row).key
+            except _BadValue:
+                continue
+            if key in keys and key not in found:
+                found[key] = line
+                if len(found) == len(keys):
+                    break
+    return found

@@ -21,7 +21,6 @@ from ledger.errors import ConflictError, InputError, Problem
 from ledger.money import from_pico, per_token_pico
 from ledger.store.errors import db_errors
 from ledger.store.estimate_tables import TrainingEstimate
-from ledger.store.tables import FineTuningJob, TrainingFee
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -168,34 +167,10 @@ def error_pct(estimated: int | Decimal | None, actual: int | Decimal | None) -> 
 
 def compare_estimates(engine: Engine) -> list[Comparison]:
     """Every recorded estimate with each finished job that trained its file (if any)."""
-    est = TrainingEstimate.__table__.c
-    job = FineTuningJob.__table__.c
-    fee = TrainingFee.__table__.c
-    query = (
-        select(
-            est.id,
-            est.file_name,
-            est.model,
-            est.openai_file_id,
-            est.trained_tokens,
-            est.cost_pico,
-            job.id.label("job_id"),
-            job.trained_tokens.label("actual_tokens"),
-            fee.cost_pico.label("actual_cost"),
-        )
-        .select_from(
-            TrainingEstimate.__table__.outerjoin(
-                FineTuningJob.__table__,
-                (job.training_file == est.openai_file_id)
-                & (est.openai_file_id != "")
-                & (job.status == "succeeded")
-                & job.trained_tokens.is_not(None),
-            ).outerjoin(TrainingFee.__table__, fee.job_id == job.id)
-        )
-        .order_by(est.id, job.id)
-    )
+    from ledger.store.read import estimate_job_rows
+
     with db_errors("reading the estimates", engine.url), engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = estimate_job_rows(conn)
     return [
         Comparison(
             estimate_id=r.id,

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from operator import add
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.domain import JobObservation, UsageKey, UsageObservation
+from ledger.errors import ConflictError
 from ledger.money import per_token_pico
 from ledger.period import utc_date
 from ledger.pricebook import PriceBook
@@ -54,6 +55,8 @@ class PostResult:
     posted: int = 0
     unchanged: int = 0
     unpriced_models: set[str] = field(default_factory=set)
+    superseded: int = 0  # held keys of another bucket width reversed (store.overlap)
+    skipped: int = 0  # observations left out: another source's key holds that usage
 
 
 # What the ledger holds for a key: (last revision, requests, input, cached, output,
@@ -171,6 +174,27 @@ def difference(
         int(cost is None) - held_unpriced,
         int(base_cost is None) - held_base_unpriced,
     )
+
+
+def reprice_difference(
+    before: _Held, cost: int | None, base_cost: int | None
+) -> tuple[Any, ...] | None:
+    """The entry (revision ... base unpriced) that brings a held key to `cost` and
+    `base_cost` without a token change, or None when it holds them already. A cost the
+    book does not know (None) keeps what the key holds."""
+    rev, _req, _inp, _cached, _out, held_cost, held_base, unpriced, base_unpriced = before
+    cost_change = None if cost is None else cost - (held_cost or 0)
+    base_change = None if base_cost is None else base_cost - (held_base or 0)
+    flag_change = 0 if cost is None else -unpriced
+    base_flag_change = 0 if base_cost is None else -base_unpriced
+    if not (cost_change or base_change or flag_change or base_flag_change):
+        return None
+    return (rev + 1, 0, 0, 0, 0, cost_change, base_change, flag_change, base_flag_change)
+
+
+def insert_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert complete entry rows (key, revision ... price_version, recorded_at)."""
+    _insert_rows(conn, rows)
 
 
 def held_sums(conn: Connection, observations: Collection[UsageKey]) -> dict[UsageKey, _Held]:
@@ -368,45 +392,153 @@ class FeeOutcome:
     posted: bool
     cost_pico: int | None
     note: str | None  # why a fee has no cost (per-hour billing, no price)
+    revised_from: int | None = None  # the trained_tokens held before a revision posted
+
+
+@dataclass(frozen=True)
+class HeldFee:
+    """What the ledger holds for a job's fee: its entries summed, revision 1's identity."""
+
+    job_id: str
+    revision: int  # the last one
+    trained_tokens: int
+    cost_pico: int | None  # None: no entry has a cost (the fee is unpriced)
+    model: str
+    base_model: str
+    method: str
+    project: str
+    finished_at: int
+
+
+def fee_price(
+    book: PriceBook, base_model: str, finished_at: int, trained_tokens: int
+) -> tuple[int | None, str | None, str | None]:
+    """(cost in pico-USD, training price text, why there is no cost) of a job's fee at
+    the training price in force when it finished."""
+    row = book.price_at(f"ft:{base_model}", utc_date(finished_at))
+    if row is None:
+        return None, None, f"no fine-tuning price for {base_model} on {utc_date(finished_at)}"
+    if row.training is None:
+        return None, None, "billed per training hour; the API does not report hours"
+    return trained_tokens * per_token_pico(row.training), str(row.training), None
 
 
 def post_training_fee(
     conn: Connection, job: JobObservation, book: PriceBook, *, now: int | None = None
 ) -> FeeOutcome:
-    """The one training-fee entry of a finished job; posting it again does nothing.
+    """Post a finished job's fee: the first entry, or the correction that makes the
+    job's entries sum to its current `trained_tokens` at the current book's price.
 
     Priced at the training price in force when the job finished and attributed to the
-    fine-tuned model. Jobs billed per hour (reinforcement) are recorded without a cost:
-    the API does not report the hours, and ftledger does not invent them.
+    fine-tuned model. The same reading again posts nothing. A fee held unpriced gets its
+    cost once the book has a price; a revised `trained_tokens` posts the difference
+    (priced at the current book, like a re-read usage bucket); a priced fee whose
+    tokens did not change keeps its price (`ftledger reprice --all` moves it). Jobs
+    billed per hour (reinforcement) are recorded without a cost: the API does not
+    report the hours, and ftledger does not invent them.
     """
     if not job.terminal or job.trained_tokens is None or job.finished_at is None:
         return FeeOutcome(False, None, None)
-    row = book.price_at(f"ft:{job.model}", utc_date(job.finished_at))
-    cost: int | None = None
-    price: str | None = None
-    note: str | None = None
-    if row is None:
-        note = f"no fine-tuning price for {job.model} on {utc_date(job.finished_at)}"
-    elif row.training is None:
-        note = "billed per training hour; the API does not report hours"
-    else:
-        price = str(row.training)
-        cost = job.trained_tokens * per_token_pico(row.training)
+    cost, price, note = fee_price(book, job.model, job.finished_at, job.trained_tokens)
+    recorded_at = int(time.time()) if now is None else now
+    held = held_fees(conn, [job.id]).get(job.id)
+    if held is None:
+        values = {
+            "job_id": job.id,
+            "revision": 1,
+            "model": job.fine_tuned_model or f"ft:{job.model}",
+            "base_model": book.resolve(job.model).base_model,
+            "method": job.method,
+            "trained_tokens": job.trained_tokens,
+            "training_price": price,
+            "cost_pico": cost,
+            "finished_at": job.finished_at,
+            "project": job.project,
+            "price_version": book.version,
+            "recorded_at": recorded_at,
+        }
+        posted = insert_ignore(conn, _fees, [values], ["job_id", "revision"]) > 0
+        return FeeOutcome(posted, cost, note)
+    changed = job.trained_tokens != held.trained_tokens
+    if not changed and (cost is None or held.cost_pico is not None):
+        return FeeOutcome(False, cost, note)
+    post_fee_correction(conn, held, job.trained_tokens, cost, price, book.version, recorded_at)
+    return FeeOutcome(True, cost, note, held.trained_tokens if changed else None)
+
+
+def post_fee_correction(
+    conn: Connection,
+    held: HeldFee,
+    trained_tokens: int,
+    cost: int | None,
+    price: str | None,
+    version: str,
+    recorded_at: int,
+) -> None:
+    """The next entry of a held fee: after it the job sums to `trained_tokens` and, when
+    `cost` is known, to `cost` (without a price the held cost is kept)."""
     values = {
-        "job_id": job.id,
-        "model": job.fine_tuned_model or f"ft:{job.model}",
-        "base_model": book.resolve(job.model).base_model,
-        "method": job.method,
-        "trained_tokens": job.trained_tokens,
+        "job_id": held.job_id,
+        "revision": held.revision + 1,
+        "model": held.model,
+        "base_model": held.base_model,
+        "method": held.method,
+        "trained_tokens": trained_tokens - held.trained_tokens,
         "training_price": price,
-        "cost_pico": cost,
-        "finished_at": job.finished_at,
-        "project": job.project,
-        "price_version": book.version,
-        "recorded_at": int(time.time()) if now is None else now,
+        "cost_pico": None if cost is None else cost - (held.cost_pico or 0),
+        "finished_at": held.finished_at,
+        "project": held.project,
+        "price_version": version,
+        "recorded_at": recorded_at,
     }
-    posted = insert_ignore(conn, _fees, [values], ["job_id"]) > 0
-    return FeeOutcome(posted, cost, note)
+    if not insert_ignore(conn, _fees, [values], ["job_id", "revision"]):
+        raise ConflictError("another writer corrected the same training fee at the same time")
+
+
+def held_fees(
+    conn: Connection,
+    job_ids: Collection[str] | None = None,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+) -> dict[str, HeldFee]:
+    """The fees held for `job_ids` (or every job that finished in [start, end))."""
+    c = _fees.c
+    query = select(
+        c.job_id,
+        func.max(c.revision),
+        func.sum(c.trained_tokens),
+        func.sum(c.cost_pico),
+        func.count(c.cost_pico),
+        func.min(c.model),
+        func.min(c.base_model),
+        func.min(c.method),
+        func.min(c.project),
+        func.min(c.finished_at),
+    ).group_by(c.job_id)
+    if start is not None:
+        query = query.where(c.finished_at >= start)
+    if end is not None:
+        query = query.where(c.finished_at < end)
+    ids = None if job_ids is None else sorted(set(job_ids))
+    chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
+    held: dict[str, HeldFee] = {}
+    for chunk in chunks:
+        selected = query if chunk is None else query.where(c.job_id.in_(chunk))
+        for job_id, rev, tokens, cost, priced, *identity in conn.execute(selected):
+            model, base_model, method, project, finished_at = identity
+            held[job_id] = HeldFee(
+                job_id,
+                int(rev),
+                int(tokens),
+                int(cost) if priced else None,
+                model,
+                base_model,
+                method,
+                project,
+                int(finished_at),
+            )
+    return held
 
 
 def insert_ignore(

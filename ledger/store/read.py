@@ -197,20 +197,28 @@ def usage_rows(
 
 
 def fee_rows(conn: Connection, start: int, end: int) -> list[FeeRow]:
-    """Training fees of jobs that finished in [start, end), in finishing order."""
+    """Training fees of jobs that finished in [start, end), in finishing order.
+
+    A job's fee is the sum of its entries (the first and its corrections); it is
+    unpriced while none of them has a cost.
+    """
+    c = _fees.c
+    finished = func.min(c.finished_at).label("finished_at")
     query = (
         select(
-            _fees.c.job_id,
-            _fees.c.model,
-            _fees.c.base_model,
-            _fees.c.method,
-            _fees.c.project,
-            _fees.c.finished_at,
-            _fees.c.trained_tokens,
-            _fees.c.cost_pico,
+            c.job_id,
+            func.min(c.model).label("model"),
+            func.min(c.base_model).label("base_model"),
+            func.min(c.method).label("method"),
+            func.min(c.project).label("project"),
+            finished,
+            func.sum(c.trained_tokens).label("trained_tokens"),
+            func.sum(c.cost_pico).label("cost_pico"),
+            func.count(c.cost_pico).label("priced"),
         )
-        .where(_fees.c.finished_at >= start, _fees.c.finished_at < end)
-        .order_by(_fees.c.finished_at, _fees.c.job_id)
+        .where(c.finished_at >= start, c.finished_at < end)
+        .group_by(c.job_id)
+        .order_by(finished, c.job_id)
     )
     return [
         FeeRow(
@@ -221,7 +229,7 @@ def fee_rows(conn: Connection, start: int, end: int) -> list[FeeRow]:
             project=r.project,
             finished_at=int(r.finished_at),
             trained_tokens=int(r.trained_tokens),
-            cost=Cost(0, 1, 1) if r.cost_pico is None else Cost(int(r.cost_pico), 0, 1),
+            cost=Cost(int(r.cost_pico), 0, 1) if r.priced else Cost(0, 1, 1),
         )
         for r in conn.execute(query)
     ]
@@ -250,6 +258,23 @@ def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[
         .group_by(*columns)
         .having((func.sum(_usage.c.unpriced) > 0) | (func.sum(_usage.c.base_unpriced) > 0))
     )
+    if start is not None:
+        query = query.where(_usage.c.bucket_start >= start)
+    if end is not None:
+        query = query.where(_usage.c.bucket_start < end)
+    return [
+        UsageKey(*(r[0], int(r[1]), int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8]))
+        for r in conn.execute(query)
+    ]
+
+
+def stale_keys(
+    conn: Connection, version: str, start: int | None, end: int | None
+) -> list[UsageKey]:
+    """Keys whose bucket starts in [start, end) with an entry posted under a price book
+    other than `version`: the only keys whose held cost may differ from that book's."""
+    columns = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
+    query = select(*columns).where(_usage.c.price_version != version).distinct()
     if start is not None:
         query = query.where(_usage.c.bucket_start >= start)
     if end is not None:
@@ -387,3 +412,53 @@ def delivery_counts(conn: Connection) -> dict[str, int]:
     """Alert deliveries by status (delivered, pending, failed, ...) for /metrics."""
     query = select(_deliveries.c.status, func.count()).group_by(_deliveries.c.status)
     return {str(status): int(n) for status, n in conn.execute(query)}
+
+
+# --- training estimates ------------------------------------------------------------
+
+
+def estimate_job_rows(conn: Connection) -> list[Any]:
+    """Every recorded estimate joined with each succeeded job that trained its file
+    (the job's trained tokens and fee; None where no such job exists)."""
+    from ledger.store.estimate_tables import TrainingEstimate
+    from ledger.store.tables import FineTuningJob, TrainingFee
+
+    est = TrainingEstimate.__table__.c
+    job = FineTuningJob.__table__.c
+    entries = TrainingFee.__table__.c
+    # A job's fee is the sum of its entries; unpriced while none has a cost.
+    fees = (
+        select(
+            entries.job_id,
+            case((func.count(entries.cost_pico) > 0, func.sum(entries.cost_pico))).label(
+                "cost_pico"
+            ),
+        )
+        .group_by(entries.job_id)
+        .subquery("fee")
+    )
+    fee = fees.c
+    query = (
+        select(
+            est.id,
+            est.file_name,
+            est.model,
+            est.openai_file_id,
+            est.trained_tokens,
+            est.cost_pico,
+            job.id.label("job_id"),
+            job.trained_tokens.label("actual_tokens"),
+            fee.cost_pico.label("actual_cost"),
+        )
+        .select_from(
+            TrainingEstimate.__table__.outerjoin(
+                FineTuningJob.__table__,
+                (job.training_file == est.openai_file_id)
+                & (est.openai_file_id != "")
+                & (job.status == "succeeded")
+                & job.trained_tokens.is_not(None),
+            ).outerjoin(fees, fee.job_id == job.id)
+        )
+        .order_by(est.id, job.id)
+    )
+    return list(conn.execute(query).all())

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.store.base import Base, BigIntId
+
+SOURCE_LENGTH = 32  # usage_entries.source: an import's --source must fit
 
 USAGE_KEY_COLUMNS = (
     "source",
@@ -40,10 +52,12 @@ class UsageEntry(Base):
     __table_args__ = (
         UniqueConstraint(*USAGE_KEY_COLUMNS, "revision", name="uq_usage_entries_key_revision"),
         Index("ix_usage_entries_bucket_model", "bucket_start", "model"),
+        # the overlap check's widest span, one index lookup (migration 0008)
+        Index("ix_usage_entries_span", text("(bucket_end - bucket_start)")),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH))
     bucket_start: Mapped[int] = mapped_column(BigInteger)
     bucket_end: Mapped[int] = mapped_column(BigInteger)
     model: Mapped[str] = mapped_column(String(255))
@@ -68,12 +82,19 @@ class UsageEntry(Base):
 
 
 class TrainingFee(Base):
-    """The one training-fee entry of a finished fine-tuning job."""
+    """A training-fee entry of a finished fine-tuning job: a job's fee is the sum of its
+    entries. Revision 1 is the fee as first seen; later revisions are corrections (the
+    difference a revised `trained_tokens`, a price that arrived later or `reprice --all`
+    made). Identity columns repeat revision 1's; `cost_pico` NULL: no price, and the
+    job's fee is unpriced while none of its entries has a cost.
+    """
 
     __tablename__ = "training_fees"
+    __table_args__ = (UniqueConstraint("job_id", "revision", name="uq_training_fees_job_revision"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(128), unique=True)
+    job_id: Mapped[str] = mapped_column(String(128))
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     model: Mapped[str] = mapped_column(String(255), index=True)  # the fine-tuned model
     base_model: Mapped[str] = mapped_column(String(255))
     method: Mapped[str] = mapped_column(String(32))

@@ -124,7 +124,7 @@ def child_env(db_url: str, config_dir: Path, extra: Mapping[str, str] = ()) -> d
 
 
 def worker(args: list[str], env: Mapping[str, str], **options: str) -> subprocess.Popen[str]:
-    """`ftledger ARGS` in a child process through tests/reliability_worker.py.
+    """`ftledger ARGS` in a child process through tests/support/reliability_worker.py.
 
     options: barrier=PATH (wait for the file before running), mode=kill-on-deliver|nolock.
     """

@@ -175,17 +175,24 @@ def test_a_poll_killed_at_any_moment_and_rerun_equals_an_uninterrupted_one(
 ):
     with sandbox() as sb:
         write_config(config_dir, sb, window_days=1, lookback_days=0)
-        # 5 one-day windows at 0.6 s a read: no run reaches the last window by 2.3 s,
-        # even after earlier runs wrote some (lookback 0), however fast the machine.
+        # 5 one-day windows at 0.6 s a read; each run is killed part-way through a read
+        # once it has posted a window (lookback 0: the next run resumes after it). Waiting
+        # for the watermark to move, not a clock, keeps this true on a loaded machine.
         sb.server.faults.slow("usage", 0.6, times=-1)
         env = _subprocess_env(sb, db_url, config_dir)
         command = [sys.executable, "-m", "ledger", *POLL]
         positions = []
-        for delay in (0.9, 1.6, 2.3):
+        position = None
+        for into_read in (0.1, 0.3, 0.5):
             proc = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            time.sleep(delay)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if read_watermark(engine, USAGE_SOURCE).position != position:
+                    break  # this run posted a window: kill it inside the next read
+                time.sleep(0.05)
+            time.sleep(into_read)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             position = read_watermark(engine, USAGE_SOURCE).position

@@ -107,7 +107,8 @@ def test_the_canary_never_leaves_memory(engine, cli, config_dir, tmp_path, monke
         run("export", "focus", "--month", "2025-06", "-o", "focus.csv")
         alerts = [r.body.decode() + json.dumps(r.headers) for r in rx.requests]
 
-    assert len(rx.accepted) >= 4  # two thresholds, two URL channels: the sweep saw alerts
+    # two thresholds, two URL channels (Slack sends them as one message): alerts were seen
+    assert len(rx.accepted) >= 3
     assert any("failed" in s or "HTTP 500" in s for s in seen)  # and the failures
     logs = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
     assert "budget_alert" in logs  # the log channel wrote its line
@@ -143,12 +144,15 @@ def test_serve_keeps_the_canary_out_of_its_logs(engine, db_url, config_dir, tmp_
         out = tmp_path / "serve.log"
         with out.open("w") as handle:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1"],
+                [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1", "--no-http"],
                 env=env,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
             )
-            time.sleep(3.5)
+            deadline = time.monotonic() + 30  # a loaded machine polls late: wait for it
+            while "failed" not in out.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)  # and a retry after the failure
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)
     log = out.read_text()

@@ -12,12 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 from reliability_helpers import entry_counts, snapshot
 
 from ledger.resources import bundled_config_dir
 from ledger.scan import scan_file
 
-ROOT = Path(__file__).resolve().parent.parent
 CHAT = b'{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}\n'
 MB = 1 << 20
 

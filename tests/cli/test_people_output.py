@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
 from ledger.reports.text import count, percent, shorten_middle, usd
 
-ROOT = Path(__file__).resolve().parents[1]
 NOW = "2025-06-15T15:20:00Z"  # just after the demo's simulated clock
 
 
@@ -30,6 +30,9 @@ def test_usd_is_two_decimals_with_separators_and_says_tiny_and_unknown():
     assert percent("113.2178") == "113.2%" and percent(None) == "n/a"
     assert shorten_middle("ft:gpt-4o-mini-2024-07-18:acme:support:A1b2C3", 20).endswith("A1b2C3")
     assert len(shorten_middle("x" * 50, 20)) == 20
+    name = "ft:gpt-4o-mini-2024-07-18:acme:support:A1b2C3"
+    assert shorten_middle(name, 30) == "ft:gpt-4o-mini…:support:A1b2C3"
+    assert shorten_middle(name + ":ckpt-step-88", 28) == "ft:gpt-…:A1b2C3:ckpt-step-88"
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,12 @@ def test_every_table_fits_the_terminal(demo_db, tmp_path, width):
 def test_monthly_table_reads_as_money(demo_db, tmp_path):
     out = ftledger("report", "monthly", "-m", "2025-06", "--db", str(demo_db), cwd=tmp_path)
     header = out.stdout.splitlines()[2].split()
-    assert header[:3] == ["model", "requests", "tokens"]
+    assert header[:3] == ["model", "tokens", "in"]  # requests gave its room to the names
+    assert "ft:gpt-4o-…:support:A1b2C3" in out.stdout  # a name that reads
+    assert "Hidden to fit 100 columns: requests" in out.stdout
+    roomy = ftledger("report", "monthly", "-m", "2025-06", "--db", str(demo_db), cwd=tmp_path,
+                     columns=140)  # fmt: skip
+    assert roomy.stdout.splitlines()[2].split()[:2] == ["model", "requests"]
     total = next(line for line in out.stdout.splitlines() if line.startswith("TOTAL")).split()
     assert total[-1].startswith("$") and "," in total[2]  # $131.94, 78,827,724
     assert "Previous month 2025-05" in out.stdout  # the comparison line stays
@@ -224,3 +232,52 @@ def test_html_report_reads_at_1000px_without_horizontal_scroll(demo_db, tmp_path
 
     width = struct.unpack(">I", shot.read_bytes()[16:20])[0]  # PNG IHDR width
     assert width == 1000
+
+
+def test_html_report_shows_budgets_and_fits_1000px_in_chromium(demo_db, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("LEDGER_REQUIRE_BROWSER"):
+            pytest.fail("LEDGER_REQUIRE_BROWSER is set but /usr/bin/chromium is missing")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "budgets.toml").write_text(
+        '[[channel]]\nname = "log"\ntype = "log"\n\n'
+        '[[budget]]\nname = "organisation-wide fine-tuning spend"\namount = "250.00"\n'
+        'period = "monthly"\nchannels = ["log"]\n',
+        encoding="utf-8",
+    )
+    page_file = tmp_path / "june.html"
+    done = ftledger(
+        "report", "monthly", "-m", "2025-06", "-o", str(page_file), "--db", str(demo_db),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    html = page_file.read_text(encoding="utf-8")
+    assert "Budget and forecast for the month" in html and "Data as of 2025-06-" in html
+    assert "organisation-wide fine-tuning spend" in html and "$250.00" in html
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(page_file.as_uri())
+            widths = page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+            shot = tmp_path / "june.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert widths[0] <= widths[1] == 1000, widths  # no horizontal scroll of the page
+    from struct import unpack
+
+    assert unpack(">I", shot.read_bytes()[16:20])[0] == 1000  # PNG width
+    keep = os.environ.get("LEDGER_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "monthly-report-1000px.png")

@@ -19,13 +19,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 from reliability_helpers import child_env, ledger_toml
 from sync_helpers import sandbox
 from trickle import trickling_proxy
 
 TOKEN = "browser-test-token-0000"
 CHROMIUM = "/usr/bin/chromium"
-OUT = Path(__file__).resolve().parents[1] / ".ci" / "out"
+OUT = ROOT / ".ci" / "out"
 
 
 def _port() -> int:

@@ -18,6 +18,7 @@ MODEL = "mystery-model"
 # 800k uncached x $2 + 200k cached x $1 + 500k output x $8 = $5.80.
 ROW = f"1730419200,1730422800,{MODEL},proj_a,false,2,1000000,200000,500000"
 COST = "5.800000"
+NO_FEES = {"fees_repriced": 0, "fees_still_unpriced": 0}
 MYSTERY_PRICE = f"""
 [[model]]
 name = "{MODEL}"
@@ -85,13 +86,15 @@ def test_reprice_prices_the_key_once_a_price_exists(engine, cli, tmp_path, confi
     import_usage(cli, usage_csv(tmp_path))
     before = cli("reprice", "--format", "json")
     assert json.loads(before.stdout)["rows"] == [
-        {"model": MODEL, "keys_repriced": 0, "keys_still_unpriced": 1}
+        {"model": MODEL, "keys_repriced": 0, "keys_still_unpriced": 1, **NO_FEES}
+        | {"difference": "0.000000"}
     ]
     add_price(config_dir)
     first = cli("reprice", "--since", "2024-11-01", "--until", "2024-11-01", "--format", "json")
     assert first.exit_code == 0, first.stderr
     assert json.loads(first.stdout)["rows"] == [
-        {"model": MODEL, "keys_repriced": 1, "keys_still_unpriced": 0}
+        {"model": MODEL, "keys_repriced": 1, "keys_still_unpriced": 0, **NO_FEES}
+        | {"difference": COST}
     ]
     row = mystery_row(cli)
     assert row["priced"] is True and row["unpriced_models"] == []

@@ -269,7 +269,16 @@ def test_serve_keeps_running_while_the_database_drops_its_connections(
         log = tmp_path / "serve.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ledger", "serve", "--every-seconds", "1", "--no-alerts"],
+                [
+                    sys.executable,
+                    "-m",
+                    "ledger",
+                    "serve",
+                    "--every-seconds",
+                    "1",
+                    "--no-alerts",
+                    "--no-http",
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

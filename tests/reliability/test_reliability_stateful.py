@@ -29,9 +29,11 @@ from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry
 
 JUNE = 1_748_736_000  # 2025-06-01T00:00:00Z
 MODELS = ("ft:gpt-4o-mini-2024-07-18:acme:support:A1b2", "gpt-4o-mini-2024-07-18")
+# The import's keys are another project's: the same dimensions and hour from two sources
+# would be one usage counted twice, which the import refuses (tests/test_overlap.py).
 KEYS = [
-    UsageKey(source, JUNE + hour * 3600, JUNE + (hour + 1) * 3600, model, "proj_a", "", "", batch)
-    for source in ("openai", "import")
+    UsageKey(source, JUNE + hour * 3600, JUNE + (hour + 1) * 3600, model, project, "", "", batch)
+    for source, project in (("openai", "proj_a"), ("import", "proj_b"))
     for hour in (0, 5)
     for model in MODELS
     for batch in (False, True)

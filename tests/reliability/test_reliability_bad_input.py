@@ -290,6 +290,7 @@ def test_a_malformed_dataset_lists_every_bad_line_and_records_nothing(seeded, cl
 
     errors = [(e["line"], e["type"], e["message"]) for e in json.loads(result.stdout)["errors"]]
     assert errors == [
+        (0, "too_few_examples", "the file holds 1 valid example(s); OpenAI requires at least 10"),
         (2, "invalid_json", "Expecting value: line 1 column 1 (char 0)"),
         (3, "invalid_json", "not UTF-8 (byte 1 of the line)"),
         (4, "missing_messages_list", "messages must be a non-empty list"),

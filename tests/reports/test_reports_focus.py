@@ -104,3 +104,22 @@ def test_focus_of_an_empty_month_is_a_header(engine, cli, tmp_path):
     assert export(cli, tmp_path, "2030-01") == []
     out = cli("export", "focus", "--month", "2030-01").stdout
     assert out.splitlines()[0].startswith("BilledCost,BillingAccountId")
+
+
+def test_focus_output_extension_picks_the_format(engine, book, cli, tmp_path):
+    seed(engine, book)
+    rows = export(cli, tmp_path)  # .csv: FOCUS's own CSV
+    out = tmp_path / "focus.json"
+    done = cli("export", "focus", "--month", "2024-11", "-o", str(out))
+    assert done.exit_code == 0, done.stderr
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["kind"] == "focus" and doc["month"] == "2024-11" and doc["currency"] == "USD"
+    assert len(doc["rows"]) == len(rows) and set(doc["rows"][0]) == set(rows[0])
+    for mine, theirs in zip(doc["rows"], rows, strict=True):  # costs as exact decimal text
+        assert mine["EffectiveCost"] == theirs["EffectiveCost"], mine
+    assert doc["totals"] == {"EffectiveCost": "7.1064893"}
+    as_csv = cli("export", "focus", "--month", "2024-11", "-o", str(out), "--format", "CSV")
+    assert as_csv.exit_code == 0 and out.read_text(encoding="utf-8").startswith("BilledCost,")
+    html = cli("export", "focus", "--month", "2024-11", "-o", str(tmp_path / "f.html"))
+    assert html.exit_code == 2 and "this command writes csv, json" in html.stderr
+    assert not (tmp_path / "f.html").exists()

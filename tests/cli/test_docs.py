@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer.main
+from paths import ROOT
 
 from ledger.cli.app import app
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = ROOT / "README.md"
 
 
 def command_paths(command: object, path: tuple[str, ...] = ()) -> list[str]:

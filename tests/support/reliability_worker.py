@@ -1,6 +1,6 @@
 """A child process for the reliability tests: `ftledger ARGS` with a start barrier or a fault.
 
-    python tests/reliability_worker.py [--barrier=PATH] [--mode=MODE] -- ARGS...
+    python tests/support/reliability_worker.py [--barrier=PATH] [--mode=MODE] -- ARGS...
 
 --barrier: import everything, then wait for PATH to exist, so two children start their
 command at the same moment (a real race, not two process start-ups in a row).
