@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 USAGE_KEY_COLUMNS = UsageKey._fields
 _TEXT = {"source", "model", "project_id", "api_key_id", "user_id", "service_tier", "job_id"}
 _TEXT |= {"base_model", "method", "project", "line_item", "currency", "amount"}
-_TEXT |= {"budget", "period", "kind", "threshold", "status"}
+_TEXT |= {"budget", "period", "kind", "threshold", "status", "price_version"}
 
 
 def _table(name: str, *columns: str) -> TableClause:
@@ -48,7 +48,7 @@ _usage = _table(
     "usage_entries",
     *USAGE_KEY_COLUMNS,
     *("revision", "requests", "input_tokens", "cached_tokens", "output_tokens"),
-    *("cost_pico", "base_cost_pico", "unpriced", "base_unpriced"),
+    *("cost_pico", "base_cost_pico", "unpriced", "base_unpriced", "price_version"),
 )
 _fees = _table(
     "training_fees",
