@@ -54,9 +54,11 @@ def _threshold(value: Any) -> str:
 
 
 def status_document(
-    marks: Iterable[WatermarkState], names: Sequence[str], now: int
+    marks: Iterable[WatermarkState], names: Sequence[str], now: int, interval: int
 ) -> dict[str, Any]:
-    """`ftledger status`: per source the last success, lag in seconds, last error."""
+    """`ftledger status`: per source the last success, lag in seconds, last error, and a
+    state: failing (its last poll failed), lagging (no success for 2 poll `interval`s),
+    never (not polled yet) or ok."""
     from ledger.secrets import mask
 
     by_source = {m.source: m for m in marks}
@@ -74,6 +76,7 @@ def status_document(
                 "failing_since": iso(mark.failing_since) if mark else None,
                 "failures": mark.consecutive_failures if mark else 0,
                 "last_error": mask(mark.last_error) if mark and mark.last_error else None,
+                "state": _state(mark, now, interval),
             }
         )
     successes = [m.last_success_at for m in by_source.values() if m.last_success_at]
@@ -85,8 +88,17 @@ def status_document(
         totals={
             "sources": len(rows),
             "failing": sum(1 for r in rows if r["failures"]),
+            "lagging": sum(1 for r in rows if r["state"] == "lagging"),
         },
     )
+
+
+def _state(mark: WatermarkState | None, now: int, interval: int) -> str:
+    if mark is None or mark.last_success_at is None:
+        return "failing" if mark is not None and mark.consecutive_failures else "never"
+    if mark.consecutive_failures:
+        return "failing"
+    return "lagging" if now - mark.last_success_at > 2 * interval else "ok"
 
 
 def poll_document(report: CycleReport, now: int | None = None) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from ledger.reports.table import Column
 
 if TYPE_CHECKING:
     from ledger.config_file import LedgerConfig
-    from ledger.store.watermarks import WatermarkState
     from ledger.sync import CycleReport
 
 POLL_TABLE = [
@@ -49,6 +48,7 @@ STATUS_TABLE = [
     Column("read_up_to", "read up to", default=False),
     Column("failing_since", "failing since", default=False),
     Column("failures", kind="count"),
+    Column("state"),
     Column("last_error", "last error", kind="note"),
 ]
 
@@ -194,7 +194,8 @@ def status(
     config = load_config(app_ctx)
     names = [s.name for s in openai_specs(config, environ={})]
     marks = read_watermarks(app_ctx.existing_engine)
-    document = status_document(marks, names, at)
+    interval = config.every_minutes * 60
+    document = status_document(marks, names, at, interval)
     rows = [
         {
             **r,
@@ -211,7 +212,13 @@ def status(
         title="Poll status",
         choice=TableChoice(columns, wide),
     )
-    unhealthy = unhealthy_sources(marks, at, config.every_minutes * 60)
+    unhealthy = [
+        f"{r['source']} failed its last poll"
+        if r["state"] == "failing"
+        else f"{r['source']} lags {lag_text(r['lag_seconds'])}"
+        for r in document["rows"]
+        if r["state"] in ("failing", "lagging")
+    ]
     if unhealthy:
         typer.echo(
             f"ftledger: unhealthy: {'; '.join(unhealthy)} "
@@ -219,17 +226,6 @@ def status(
             err=True,
         )
         raise typer.Exit(1)
-
-
-def unhealthy_sources(marks: list[WatermarkState], at: int, interval: int) -> list[str]:
-    """Sources whose last poll failed or whose last success is older than two intervals."""
-    problems = []
-    for mark in marks:
-        if mark.consecutive_failures:
-            problems.append(f"{mark.source} failed its last poll")
-        elif mark.last_success_at is not None and at - mark.last_success_at > 2 * interval:
-            problems.append(f"{mark.source} lags {lag_text(at - mark.last_success_at)}")
-    return problems
 
 
 def lag_text(seconds: int) -> str:

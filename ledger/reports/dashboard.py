@@ -223,11 +223,11 @@ def _lag(seconds: int | None) -> str:
 def _status_table(status: dict[str, Any]) -> str:
     out = ["<table><tr><th>Source</th><th>Last success</th><th>State</th></tr>"]
     for r in status["rows"]:
-        state = (
-            f'<span class="bad">failing x{r["failures"]}</span>'
-            if r["failures"]
-            else '<span class="ok">ok</span>'
-        )
+        state = {
+            "failing": f'<span class="bad">failing x{r["failures"]}</span>',
+            "lagging": '<span class="bad">lagging</span>',
+            "never": "not polled yet",
+        }.get(r["state"], '<span class="ok">ok</span>')
         out.append(
             f"<tr><td class=k>{escape(r['source'])}</td><td>{escape(_lag(r['lag_seconds']))}"
             f"</td><td>{state}</td></tr>"

@@ -290,7 +290,8 @@ def _status(ctx: WebContext) -> dict[str, Any]:
     from ledger.sync import openai_specs, read_watermarks
 
     names = [s.name for s in openai_specs(ctx.config, environ={})]
-    return status_document(read_watermarks(ctx.engine), names, int(time.time()))
+    interval = ctx.config.every_minutes * 60
+    return status_document(read_watermarks(ctx.engine), names, int(time.time()), interval)
 
 
 def prices(ctx: WebContext, request: Request) -> Response:

@@ -67,6 +67,7 @@ def test_poll_with_a_missing_key_fails_in_one_line_and_status_tells(engine, cli,
     assert rows["openai.usage"]["last_success"] is None
     assert rows["openai.usage"]["failures"] == 1
     assert "T_ADMIN is not set" in rows["openai.usage"]["last_error"]
+    assert rows["openai.usage"]["state"] == "failing"
 
 
 def test_status_shows_last_success_lag_and_position(engine, cli, config_dir, keys):
@@ -76,8 +77,13 @@ def test_status_shows_last_success_lag_and_position(engine, cli, config_dir, key
         assert cli(*POLL).exit_code == 0
     status = cli("status", "--now", str(NOW + 3725), "--format", "csv")
     header, *rows = status.stdout.splitlines()
-    assert header == "source,last_success,lag,read_up_to,failing_since,failures,last_error"
-    assert "openai.usage,2025-06-15T15:06:40Z,1h 2m,2025-06-15T15:00:00Z,,0," in rows
+    assert header == "source,last_success,lag,read_up_to,failing_since,failures,state,last_error"
+    # 1h 2m without a success is more than 2 poll intervals of 15 min: lagging, exit 1
+    assert "openai.usage,2025-06-15T15:06:40Z,1h 2m,2025-06-15T15:00:00Z,,0,lagging," in rows
+    assert status.exit_code == 1
+    fresh = json.loads(cli("status", "--now", str(NOW + 600), "--format", "json").stdout)
+    assert {r["state"] for r in fresh["rows"]} <= {"ok", "never"}
+    assert fresh["totals"]["lagging"] == 0
 
 
 def test_ledger_toml_problems_are_reported_together(cli, config_dir):
