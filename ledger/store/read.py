@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, case, column, func, literal_column, select, table
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import TableClause
 
@@ -258,14 +259,7 @@ def unpriced_keys(conn: Connection, start: int | None, end: int | None) -> list[
         .group_by(*columns)
         .having((func.sum(_usage.c.unpriced) > 0) | (func.sum(_usage.c.base_unpriced) > 0))
     )
-    if start is not None:
-        query = query.where(_usage.c.bucket_start >= start)
-    if end is not None:
-        query = query.where(_usage.c.bucket_start < end)
-    return [
-        UsageKey(*(r[0], int(r[1]), int(r[2]), r[3], r[4], r[5], r[6], bool(r[7]), r[8]))
-        for r in conn.execute(query)
-    ]
+    return _keys_in(conn, query, start, end)
 
 
 def stale_keys(
@@ -275,6 +269,13 @@ def stale_keys(
     other than `version`: the only keys whose held cost may differ from that book's."""
     columns = [_usage.c[name] for name in USAGE_KEY_COLUMNS]
     query = select(*columns).where(_usage.c.price_version != version).distinct()
+    return _keys_in(conn, query, start, end)
+
+
+def _keys_in(
+    conn: Connection, query: Select[Any], start: int | None, end: int | None
+) -> list[UsageKey]:
+    """The usage keys `query` selects whose bucket starts in [start, end)."""
     if start is not None:
         query = query.where(_usage.c.bucket_start >= start)
     if end is not None:
