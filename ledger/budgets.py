@@ -496,19 +496,7 @@ def _parse_budget(
     if thresholds is not None and forecast is not None and not thresholds and not forecast:
         problem(key, "has no thresholds and no forecast_thresholds: it would never alert")
         ok = False
-    channels: tuple[str, ...] | None = None
-    if "channels" not in raw:
-        problem(f"{key}.channels", "is required (names of [[channel]] tables)")
-    else:
-        channels = _strings(raw["channels"], f"{key}.channels", "channel names", problem)
-    if channels is not None:
-        if not channels:
-            problem(f"{key}.channels", "is empty: name at least one [[channel]]")
-            ok = False
-        for j, channel in enumerate(channels):
-            if channel not in channel_names:
-                problem(f"{key}.channels[{j}]", f"no channel named {channel!r}")
-                ok = False
+    channels = _channels(raw, key, channel_names, problem)
     values = (name, amount, models, projects, teams, thresholds, forecast, channels)
     if not ok or any(v is None for v in values):
         return None
@@ -524,6 +512,27 @@ def _parse_budget(
         forecast_thresholds=forecast or (),
         channels=channels,
     )
+
+
+def _channels(
+    raw: dict[str, Any], key: str, channel_names: set[str], problem: Any
+) -> tuple[str, ...] | None:
+    """The `channels` of a [[budget]] or [[anomaly]]: required, not empty, each a
+    defined [[channel]]; None (with every problem reported) otherwise."""
+    if "channels" not in raw:
+        problem(f"{key}.channels", "is required (names of [[channel]] tables)")
+        return None
+    channels = _strings(raw["channels"], f"{key}.channels", "channel names", problem)
+    if channels is None:
+        return None
+    ok = bool(channels)
+    if not channels:
+        problem(f"{key}.channels", "is empty: name at least one [[channel]]")
+    for j, channel in enumerate(channels):
+        if channel not in channel_names:
+            problem(f"{key}.channels[{j}]", f"no channel named {channel!r}")
+            ok = False
+    return channels if ok else None
 
 
 def _amount(value: Any, key: str, problem: Any) -> Decimal | None:
@@ -567,19 +576,7 @@ def _parse_anomaly(
     min_amount: Decimal | None = Decimal(DEFAULT_MIN_AMOUNT)
     if "min_amount" in raw:
         min_amount = _min_amount(raw["min_amount"], f"{key}.min_amount", problem)
-    channels: tuple[str, ...] | None = None
-    if "channels" not in raw:
-        problem(f"{key}.channels", "is required (names of [[channel]] tables)")
-    else:
-        channels = _strings(raw["channels"], f"{key}.channels", "channel names", problem)
-    if channels is not None:
-        if not channels:
-            problem(f"{key}.channels", "is empty: name at least one [[channel]]")
-            ok = False
-        for j, channel in enumerate(channels):
-            if channel not in channel_names:
-                problem(f"{key}.channels[{j}]", f"no channel named {channel!r}")
-                ok = False
+    channels = _channels(raw, key, channel_names, problem)
     if not ok or name is None or channels is None or models is None or projects is None:
         return None
     if min_amount is None:

@@ -36,8 +36,7 @@ from ledger.errors import (
     SourceError,
     UpstreamError,
 )
-from ledger.money import per_token_pico
-from ledger.period import Month, day_start, floor_to, iso_utc, utc_date
+from ledger.period import Month, day_start, floor_to, iso_utc
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
 from ledger.secrets import mask, refuse_credentials
@@ -56,6 +55,7 @@ from ledger.store.errors import db_errors, in_transaction, translate
 from ledger.store.jobs import upsert_job
 from ledger.store.ledger import (
     PostResult,
+    fee_price,
     index_observations,
     post_training_fee,
     unchanged_left_out,
@@ -566,8 +566,7 @@ def _fee_rate(book: PriceBook) -> Callable[[JobObservation], int | None]:
     def rate(job: JobObservation) -> int | None:
         if job.finished_at is None:
             return None
-        row = book.price_at(f"ft:{job.model}", utc_date(job.finished_at))
-        return per_token_pico(row.training) if row and row.training is not None else None
+        return fee_price(book, job.model, job.finished_at, 1)[0]  # the cost of one token
 
     return rate
 
