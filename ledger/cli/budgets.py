@@ -44,7 +44,7 @@ def _table_cell(value: Any) -> Any:
     if isinstance(value, list):
         return (
             ", ".join(
-                f"{v['kind']} {v['threshold']}"
+                f"{v['kind']} {v['threshold']}%"
                 + ("" if v["state"] == "delivered" else f" ({v['state']})")
                 if isinstance(v, dict)
                 else str(v)
