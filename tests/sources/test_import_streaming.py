@@ -84,6 +84,25 @@ def test_many_batches_post_like_one_with_repeats_and_a_revised_key(engine, book,
     assert ledger(engine) == held
 
 
+def test_a_key_back_to_its_first_counts_posts_the_difference(engine, book, tmp_path):
+    # Its first entry equals the file again, but the key sums to the second reading:
+    # only the sums of all its entries decide (on PostgreSQL a first entry equal to
+    # the observation is not enough when later revisions exist).
+    first = write(tmp_path / "first.csv", [row(1, "p1", 100), row(1, "p2", 50)])
+    second = write(tmp_path / "second.csv", [row(1, "p1", 130), row(1, "p2", 50)])
+    import_usage(engine, book, first)
+    import_usage(engine, book, second)
+
+    back = import_usage(engine, book, first)
+
+    assert (back.posted.posted, back.posted.unchanged) == (1, 1)
+    held = ledger(engine)
+    assert held[(1, "p1")] == (3, 3, 100, 100 * 300_000)
+    assert held[(1, "p2")] == (1, 1, 50, 50 * 300_000)
+    again = import_usage(engine, book, first)
+    assert (again.posted.posted, again.posted.unchanged) == (0, 2)
+
+
 def test_a_bad_line_in_the_last_batch_posts_nothing(engine, book, tmp_path):
     import_usage(engine, book, write(tmp_path / "seed.csv", [row(2, "p1", 7)]))
     before = ledger(engine)
