@@ -41,13 +41,24 @@ class UsagePricer:
         return found
 
     def price(self, obs: UsageObservation) -> tuple[int | None, int | None]:
-        """(cost, base-model cost) in pico-USD; None where the price book has no price."""
-        key = obs.key
-        own, base = self.rates(key.model, key.bucket_start, key.batch, key.service_tier)
-        counts = (obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+        """(cost, base-model cost) in pico-USD; None where the price book has no price.
+
+        TokenRates.cost, inlined: an import prices a million readings, and the method
+        calls cost more than the arithmetic.
+        """
+        key, _, inp, cached, out = obs
+        both = self._rates.get((key[3], key[1] // 86400, key[7], key[8]))
+        if both is None:
+            both = self.rates(key[3], key[1], key[7], key[8])
+        own, base = both
+        fresh = inp - cached
         return (
-            own.cost(*counts) if own else None,
-            base.cost(*counts) if base else None,
+            None
+            if own is None
+            else fresh * own.input + cached * own.cached_input + out * own.output,
+            None
+            if base is None
+            else fresh * base.input + cached * base.cached_input + out * base.output,
         )
 
 
