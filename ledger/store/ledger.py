@@ -63,6 +63,8 @@ class PostResult:
 # cost, base cost, unpriced, base unpriced) summed over its entries.
 # Plain tuples: there may be millions.
 _Held = tuple[Any, ...]
+# Integer pico-USD per token: (input, cached input, output), as pricebook.TokenRates.
+_Rates = tuple[int, int, int]
 
 
 def _combine(before: _Held, entry: _Held) -> _Held:
@@ -112,6 +114,7 @@ class UsagePosting:
         self.recorded_at = int(time.time()) if now is None else now
         self.compare_in_db = compare_in_db
         self.result = PostResult()
+        self._rates: dict[tuple[str, int, bool, str], tuple[_Rates | None, _Rates | None]] = {}
 
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
         result = self.result
@@ -125,18 +128,51 @@ class UsagePosting:
             items = ((obs.key, obs, before) for obs, before in changed)
         else:
             held = held_sums(self.conn, observations)
-            items = ((key, obs, held.get(key)) for key, obs in observations.items())
+            # Built in C: no Python-level step per key.
+            keys = observations.keys()
+            items = zip(keys, observations.values(), map(held.get, keys), strict=True)
         price = self.pricer.price
+        rates, rates_of = self._rates, self._rates_of
         rows: list[tuple[Any, ...]] = []
+        append = rows.append
         version, recorded_at = self.version, self.recorded_at
+        tail = (version, recorded_at)
         for key, obs, before in items:
-            counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+            _, requests, inp, cached, out = obs
+            if before is None:
+                # A new key (almost every row of a first import): priced inline with
+                # the rates of its (model, day, batch, tier), as UsagePricer.price does.
+                found = rates.get((key[3], key[1] // 86400, key[7], key[8]))
+                if found is None:
+                    found = rates_of(key)
+                own, base = found
+                cost = (
+                    None
+                    if own is None
+                    else (inp - cached) * own[0] + cached * own[1] + out * own[2]
+                )
+                base_cost = (
+                    None
+                    if base is None
+                    else (inp - cached) * base[0] + cached * base[1] + out * base[2]
+                )
+                if cost is None:
+                    result.unpriced_models.add(key.model)
+                    unpriced = 1
+                else:
+                    unpriced = 0
+                base_unpriced = 1 if base_cost is None else 0
+                # Concatenation: the quickest way to one flat tuple, a million times.
+                entry = (1, requests, inp, cached, out, cost, base_cost, unpriced, base_unpriced)
+                append(key + entry + tail)
+                continue
+            counts = (requests, inp, cached, out)
             # Equal counts post nothing, unless the key is held unpriced and a price now exists.
-            if before is not None and before[1:5] == counts and not (before[7] or before[8]):
+            if before[1:5] == counts and not (before[7] or before[8]):
                 result.unchanged += 1
                 continue
             cost, base_cost = price(obs)
-            if before is not None and before[1:5] == counts:
+            if before[1:5] == counts:
                 newly_priced = (before[7] and cost is not None) or (
                     before[8] and base_cost is not None
                 )
@@ -145,13 +181,20 @@ class UsagePosting:
                     continue
             if cost is None:
                 result.unpriced_models.add(key.model)
-            if before is None:
-                flags = (int(cost is None), int(base_cost is None))
-                rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
-                continue
-            rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
+            append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
         _insert_rows(self.conn, rows)
         result.posted += len(rows)
+
+    def _rates_of(self, key: UsageKey) -> tuple[_Rates | None, _Rates | None]:
+        """The per-token rates (input, cached input, output) of a key's model, day, batch
+        and tier, and of its base model; None where the book has no price."""
+        own, base = self.pricer.rates(key.model, key.bucket_start, key.batch, key.service_tier)
+        found = (
+            None if own is None else (own.input, own.cached_input, own.output),
+            None if base is None else (base.input, base.cached_input, base.output),
+        )
+        self._rates[(key.model, key.bucket_start // 86400, key.batch, key.service_tier)] = found
+        return found
 
     def finish(self) -> PostResult:
         return self.result
