@@ -136,13 +136,13 @@ class UsagePosting:
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         version, recorded_at = self.version, self.recorded_at
-        tail = (version, recorded_at)
         for key, obs, before in items:
             _, requests, inp, cached, out = obs
             if before is None:
                 # A new key (almost every row of a first import): priced inline with
                 # the rates of its (model, day, batch, tier), as UsagePricer.price does.
-                found = rates.get((key[3], key[1] // 86400, key[7], key[8]))
+                source, start, end, model, project, api_key, user, batch, tier = key
+                found = rates.get((model, start // 86400, batch, tier))
                 if found is None:
                     found = rates_of(key)
                 own, base = found
@@ -157,14 +157,21 @@ class UsagePosting:
                     else (inp - cached) * base[0] + cached * base[1] + out * base[2]
                 )
                 if cost is None:
-                    result.unpriced_models.add(key.model)
+                    result.unpriced_models.add(model)
                     unpriced = 1
                 else:
                     unpriced = 0
                 base_unpriced = 1 if base_cost is None else 0
-                # Concatenation: the quickest way to one flat tuple, a million times.
-                entry = (1, requests, inp, cached, out, cost, base_cost, unpriced, base_unpriced)
-                append(key + entry + tail)
+                # One flat tuple; batch as 0/1: sqlite3 binds a bool through its adapter
+                # lookup, a million times (the column holds 0/1 either way).
+                flag = 1 if batch else 0
+                # fmt: off
+                append((
+                    source, start, end, model, project, api_key, user, flag, tier,
+                    1, requests, inp, cached, out, cost, base_cost, unpriced, base_unpriced,
+                    version, recorded_at,
+                ))
+                # fmt: on
                 continue
             counts = (requests, inp, cached, out)
             # Equal counts post nothing, unless the key is held unpriced and a price now exists.
@@ -305,34 +312,52 @@ def changed_held_sums(
     Each comes with its sums, or None when the ledger holds nothing for it. A key
     left out is unchanged: its held counts equal the observation's and it has a price.
     The batch goes into a temporary table and SQLite compares it with the ledger through
-    the unique key's index.
+    the unique key's index, one source at a time (an import has one): the source is
+    bound once, not stored per row.
     """
-    width = len(USAGE_KEY_COLUMNS)
-    columns = (*USAGE_KEY_COLUMNS, *_COUNT_COLUMNS)
+    sources = {key[0] for key in observations}
+    if len(sources) > 1:
+        changed: list[tuple[UsageObservation, _Held | None]] = []
+        for source in sorted(sources):
+            part = {k: o for k, o in observations.items() if k[0] == source}
+            changed += changed_held_sums(conn, part)
+        return changed
+    (source,) = sources
+    key_columns = USAGE_KEY_COLUMNS[1:]
+    width = len(key_columns)
+    columns = (*key_columns, *_COUNT_COLUMNS)
     sums = ", ".join(f"sum(u.{c})" for c in (*_COUNT_COLUMNS, "cost_pico", "base_cost_pico"))
     differs = " OR ".join(f"sum(u.{c}) <> b.{c}" for c in _COUNT_COLUMNS)
-    match = " AND ".join(f"u.{c} = b.{c}" for c in USAGE_KEY_COLUMNS)
+    match = " AND ".join(f"u.{c} = b.{c}" for c in key_columns)
+    # batch as 0/1, as the column holds it: sqlite3 binds a bool through its adapter lookup.
+    batch = [
+        (start, end, model, project, api_key, user, 1 if flag else 0, tier, *obs[1:])
+        for (_, start, end, model, project, api_key, user, flag, tier), obs in observations.items()
+    ]
     cursor = conn.connection.cursor()
     try:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} ({', '.join(columns)})")
         cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
         cursor.executemany(
-            f"INSERT INTO temp.{_BATCH_TABLE} VALUES ({', '.join(['?'] * len(columns))})",
-            [(*key, *obs[1:]) for key, obs in observations.items()],
+            f"INSERT INTO temp.{_BATCH_TABLE} VALUES ({', '.join(['?'] * len(columns))})", batch
         )
+        del batch
         cursor.execute(
-            f"SELECT {', '.join('b.' + c for c in USAGE_KEY_COLUMNS)}, max(u.revision), {sums}, "
+            f"SELECT {', '.join('b.' + c for c in key_columns)}, max(u.revision), {sums}, "
             f"sum(u.unpriced), sum(u.base_unpriced) "
-            f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u ON {match} "
+            f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u "
+            f"ON u.source = ? AND {match} "
             f"GROUP BY b.rowid "
             f"HAVING count(u.id) = 0 OR {differs} OR sum(u.unpriced) <> 0 "
-            f"OR sum(u.base_unpriced) <> 0"
+            f"OR sum(u.base_unpriced) <> 0",
+            (source,),
         )
-        changed: list[tuple[UsageObservation, _Held | None]] = []
+        changed = []
         for row in cursor.fetchall():
             held = row[width:]
             # A plain tuple finds its UsageKey (and 1 finds True), as in held_sums.
-            changed.append((observations[row[:width]], None if held[0] is None else held))
+            obs = observations[(source, *row[:width])]  # type: ignore[index]
+            changed.append((obs, None if held[0] is None else held))
         cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
     finally:
         cursor.close()
