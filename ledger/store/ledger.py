@@ -10,10 +10,12 @@ counting twice; callers run posting inside their transaction and retry on Confli
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import add
 from typing import Any
 
@@ -338,9 +340,12 @@ def changed_held_sums(
     try:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} ({', '.join(columns)})")
         cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
-        cursor.executemany(
-            f"INSERT INTO temp.{_BATCH_TABLE} VALUES ({', '.join(['?'] * len(columns))})", batch
-        )
+
+        def run(sql: str, params: Any) -> None:
+            (cursor.executemany if isinstance(params, list) else cursor.execute)(sql, params)
+
+        head = f"INSERT INTO temp.{_BATCH_TABLE} VALUES "
+        insert_values(run, head, len(columns), batch, _variable_limit(conn))
         del batch
         cursor.execute(
             f"SELECT {', '.join('b.' + c for c in key_columns)}, max(u.revision), {sums}, "
@@ -414,18 +419,58 @@ def unchanged_left_out(
 
 
 def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk insert through the driver's executemany; a unique violation is a conflict."""
+    """Bulk insert through the driver; a unique violation is a conflict."""
     if not rows:
         return
-    mark = _param_mark(conn)
-    sql = (
-        f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
-    )
+    head = f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) VALUES "
     conflict = "another writer posted the same usage at the same time; nothing was written"
     with db_errors("writing the ledger", conn.engine.url, conflict=conflict):
+        if conn.dialect.name == "sqlite":
+            insert_values(
+                conn.exec_driver_sql, head, len(_INSERT_COLUMNS), rows, _variable_limit(conn)
+            )
+            return
+        sql = head + _row_marks(_param_mark(conn), len(_INSERT_COLUMNS))
         for chunk in _chunks(rows, INSERT_CHUNK):
             conn.exec_driver_sql(sql, chunk)
+
+
+# Parameters bound per multi-row INSERT on SQLite (its limit permitting).
+VALUES_PARAMETERS = 16_384
+
+
+def insert_values(
+    execute: Callable[[str, Any], object],
+    head: str,
+    width: int,
+    rows: Sequence[tuple[Any, ...]],
+    limit: int,
+) -> None:
+    """`head` ("INSERT INTO t (...) VALUES ") with `rows` of `width` values, SQLite.
+
+    Many rows per statement: one statement per row (executemany) spends as much on
+    stepping each statement as on the row. Rows beyond the last full statement go
+    through executemany, so only two statements are ever prepared.
+    """
+    per = max(1, min(VALUES_PARAMETERS, limit) // width)
+    marks = _row_marks("?", width)
+    full = len(rows) - len(rows) % per
+    if full:
+        sql = head + ", ".join([marks] * per)
+        for i in range(0, full, per):
+            execute(sql, tuple(chain.from_iterable(rows[i : i + per])))
+    if full < len(rows):
+        execute(head + marks, list(rows[full:]))
+
+
+def _row_marks(mark: str, width: int) -> str:
+    return f"({', '.join([mark] * width)})"
+
+
+def _variable_limit(conn: Connection) -> int:
+    """How many parameters one SQLite statement may bind (999 before SQLite 3.32)."""
+    getlimit = getattr(conn.connection.dbapi_connection, "getlimit", None)
+    return 999 if getlimit is None else int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
 
 
 def _param_mark(conn: Connection) -> str:

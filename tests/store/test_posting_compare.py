@@ -106,3 +106,45 @@ def test_comparing_in_the_database_posts_what_python_posts(
     finally:
         in_python.dispose()
         in_db.dispose()
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 3, 7, 9, 10])
+@pytest.mark.parametrize("limit", [3, 9, 10, 999])
+def test_multi_row_inserts_write_every_row_once_in_order(rows: int, limit: int) -> None:
+    import sqlite3
+
+    from ledger.store.ledger import insert_values
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a, b, c)")
+    data = [(i, f"x{i}", None if i % 2 else i * 10) for i in range(rows)]
+
+    def run(sql: str, params: object) -> None:
+        if isinstance(params, list):
+            db.executemany(sql, params)
+        else:
+            assert isinstance(params, tuple) and len(params) <= limit
+            db.execute(sql, params)
+
+    insert_values(run, "INSERT INTO t (a, b, c) VALUES ", 3, data, limit)
+    assert db.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == data
+
+
+def test_a_first_import_in_small_statements_posts_what_large_ones_post(
+    tmp_path: Path, book: PriceBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _batch()
+    small, large = _engine(tmp_path / "small.db"), _engine(tmp_path / "large.db")
+    try:
+        with large.begin() as conn:
+            post_usage(conn, batch, book, now=1)
+        monkeypatch.setattr(
+            store_ledger, "VALUES_PARAMETERS", 3 * len(store_ledger._INSERT_COLUMNS)
+        )
+        with small.begin() as conn:
+            post_usage(conn, batch, book, now=1)
+        assert len(_entries(small)) == len(batch)
+        assert _entries(small) == _entries(large)
+    finally:
+        small.dispose()
+        large.dispose()
