@@ -330,6 +330,7 @@ def changed_held_sums(
     columns = (*key_columns, *_COUNT_COLUMNS)
     sums = ", ".join(f"sum(u.{c})" for c in (*_COUNT_COLUMNS, "cost_pico", "base_cost_pico"))
     differs = " OR ".join(f"sum(u.{c}) <> b.{c}" for c in _COUNT_COLUMNS)
+    unequal = " OR ".join(f"u.{c} <> b.{c}" for c in _COUNT_COLUMNS)
     match = " AND ".join(f"u.{c} = b.{c}" for c in key_columns)
     # batch as 0/1, as the column holds it: sqlite3 binds a bool through its adapter lookup.
     batch = [
@@ -347,15 +348,23 @@ def changed_held_sums(
         head = f"INSERT INTO temp.{_BATCH_TABLE} VALUES "
         insert_values(run, head, len(columns), batch, _variable_limit(conn))
         del batch
+        joined = f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u ON u.source = ? AND {match}"
+        # Summing every key is most of the work, and almost every key has one entry
+        # (revision 1) equal to its observation: only the others, the suspects, are
+        # summed. A key whose sums differ is a suspect: it has no entry, or another
+        # revision, or its one entry differs in a count or is unpriced.
+        suspects = (
+            f"SELECT b.rowid {joined} WHERE u.id IS NULL OR u.revision <> 1 OR {unequal} "
+            f"OR u.unpriced <> 0 OR u.base_unpriced <> 0"
+        )
         cursor.execute(
             f"SELECT {', '.join('b.' + c for c in key_columns)}, max(u.revision), {sums}, "
-            f"sum(u.unpriced), sum(u.base_unpriced) "
-            f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u "
-            f"ON u.source = ? AND {match} "
+            f"sum(u.unpriced), sum(u.base_unpriced) {joined} "
+            f"WHERE b.rowid IN ({suspects}) "
             f"GROUP BY b.rowid "
             f"HAVING count(u.id) = 0 OR {differs} OR sum(u.unpriced) <> 0 "
             f"OR sum(u.base_unpriced) <> 0",
-            (source,),
+            (source, source),
         )
         changed = []
         for row in cursor.fetchall():
