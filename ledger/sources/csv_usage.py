@@ -295,20 +295,22 @@ def _row_parser(
         # Any negative value makes the bitwise OR negative; any value past 63 bits, too big.
         every = requests | inputs | cached_n | outputs | begins | ends
         digits = req + inp + cached + out + start + end
+        text = model + project + key + user + tier
         if (
             every < 0
             or every > count_limit
             or not digits.isdigit()
             or not digits.isascii()
-            or "\0" in model + project + key + user + tier
+            or "\0" in text
             or cached_n > inputs
             or ends <= begins
             or not model
-            or len(model) > 128
-            or len(project) > 128
-            or len(key) > 128
-            or len(user) > 128
             or len(tier) > 32
+            # Each within 128 characters when all of them are (as they almost always are).
+            or (
+                len(text) > 128
+                and (len(model) > 128 or len(project) > 128 or len(key) > 128 or len(user) > 128)
+            )
         ):
             return _careful(fields(row), source, price, count_limit)
         usage_key = (

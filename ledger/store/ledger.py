@@ -10,10 +10,12 @@ counting twice; callers run posting inside their transaction and retry on Confli
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import add
 from typing import Any
 
@@ -63,6 +65,8 @@ class PostResult:
 # cost, base cost, unpriced, base unpriced) summed over its entries.
 # Plain tuples: there may be millions.
 _Held = tuple[Any, ...]
+# Integer pico-USD per token: (input, cached input, output), as pricebook.TokenRates.
+_Rates = tuple[int, int, int]
 
 
 def _combine(before: _Held, entry: _Held) -> _Held:
@@ -112,6 +116,7 @@ class UsagePosting:
         self.recorded_at = int(time.time()) if now is None else now
         self.compare_in_db = compare_in_db
         self.result = PostResult()
+        self._rates: dict[tuple[str, int, bool, str], tuple[_Rates | None, _Rates | None]] = {}
 
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
         result = self.result
@@ -125,18 +130,58 @@ class UsagePosting:
             items = ((obs.key, obs, before) for obs, before in changed)
         else:
             held = held_sums(self.conn, observations)
-            items = ((key, obs, held.get(key)) for key, obs in observations.items())
+            # Built in C: no Python-level step per key.
+            keys = observations.keys()
+            items = zip(keys, observations.values(), map(held.get, keys), strict=True)
         price = self.pricer.price
+        rates, rates_of = self._rates, self._rates_of
         rows: list[tuple[Any, ...]] = []
+        append = rows.append
         version, recorded_at = self.version, self.recorded_at
         for key, obs, before in items:
-            counts = (obs.requests, obs.input_tokens, obs.cached_tokens, obs.output_tokens)
+            _, requests, inp, cached, out = obs
+            if before is None:
+                # A new key (almost every row of a first import): priced inline with
+                # the rates of its (model, day, batch, tier), as UsagePricer.price does.
+                source, start, end, model, project, api_key, user, batch, tier = key
+                found = rates.get((model, start // 86400, batch, tier))
+                if found is None:
+                    found = rates_of(key)
+                own, base = found
+                cost = (
+                    None
+                    if own is None
+                    else (inp - cached) * own[0] + cached * own[1] + out * own[2]
+                )
+                base_cost = (
+                    None
+                    if base is None
+                    else (inp - cached) * base[0] + cached * base[1] + out * base[2]
+                )
+                if cost is None:
+                    result.unpriced_models.add(model)
+                    unpriced = 1
+                else:
+                    unpriced = 0
+                base_unpriced = 1 if base_cost is None else 0
+                # One flat tuple; batch as 0/1: sqlite3 binds a bool through its adapter
+                # lookup, a million times (the column holds 0/1 either way).
+                flag = 1 if batch else 0
+                # fmt: off
+                append((
+                    source, start, end, model, project, api_key, user, flag, tier,
+                    1, requests, inp, cached, out, cost, base_cost, unpriced, base_unpriced,
+                    version, recorded_at,
+                ))
+                # fmt: on
+                continue
+            counts = (requests, inp, cached, out)
             # Equal counts post nothing, unless the key is held unpriced and a price now exists.
-            if before is not None and before[1:5] == counts and not (before[7] or before[8]):
+            if before[1:5] == counts and not (before[7] or before[8]):
                 result.unchanged += 1
                 continue
             cost, base_cost = price(obs)
-            if before is not None and before[1:5] == counts:
+            if before[1:5] == counts:
                 newly_priced = (before[7] and cost is not None) or (
                     before[8] and base_cost is not None
                 )
@@ -145,13 +190,20 @@ class UsagePosting:
                     continue
             if cost is None:
                 result.unpriced_models.add(key.model)
-            if before is None:
-                flags = (int(cost is None), int(base_cost is None))
-                rows.append((*key, 1, *counts, cost, base_cost, *flags, version, recorded_at))
-                continue
-            rows.append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
+            append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
         _insert_rows(self.conn, rows)
         result.posted += len(rows)
+
+    def _rates_of(self, key: UsageKey) -> tuple[_Rates | None, _Rates | None]:
+        """The per-token rates (input, cached input, output) of a key's model, day, batch
+        and tier, and of its base model; None where the book has no price."""
+        own, base = self.pricer.rates(key.model, key.bucket_start, key.batch, key.service_tier)
+        found = (
+            None if own is None else (own.input, own.cached_input, own.output),
+            None if base is None else (base.input, base.cached_input, base.output),
+        )
+        self._rates[(key.model, key.bucket_start // 86400, key.batch, key.service_tier)] = found
+        return found
 
     def finish(self) -> PostResult:
         return self.result
@@ -262,34 +314,64 @@ def changed_held_sums(
     Each comes with its sums, or None when the ledger holds nothing for it. A key
     left out is unchanged: its held counts equal the observation's and it has a price.
     The batch goes into a temporary table and SQLite compares it with the ledger through
-    the unique key's index.
+    the unique key's index, one source at a time (an import has one): the source is
+    bound once, not stored per row.
     """
-    width = len(USAGE_KEY_COLUMNS)
-    columns = (*USAGE_KEY_COLUMNS, *_COUNT_COLUMNS)
+    sources = {key[0] for key in observations}
+    if len(sources) > 1:
+        changed: list[tuple[UsageObservation, _Held | None]] = []
+        for source in sorted(sources):
+            part = {k: o for k, o in observations.items() if k[0] == source}
+            changed += changed_held_sums(conn, part)
+        return changed
+    (source,) = sources
+    key_columns = USAGE_KEY_COLUMNS[1:]
+    width = len(key_columns)
+    columns = (*key_columns, *_COUNT_COLUMNS)
     sums = ", ".join(f"sum(u.{c})" for c in (*_COUNT_COLUMNS, "cost_pico", "base_cost_pico"))
     differs = " OR ".join(f"sum(u.{c}) <> b.{c}" for c in _COUNT_COLUMNS)
-    match = " AND ".join(f"u.{c} = b.{c}" for c in USAGE_KEY_COLUMNS)
+    unequal = " OR ".join(f"u.{c} <> b.{c}" for c in _COUNT_COLUMNS)
+    match = " AND ".join(f"u.{c} = b.{c}" for c in key_columns)
+    # batch as 0/1, as the column holds it: sqlite3 binds a bool through its adapter lookup.
+    batch = [
+        (start, end, model, project, api_key, user, 1 if flag else 0, tier, *obs[1:])
+        for (_, start, end, model, project, api_key, user, flag, tier), obs in observations.items()
+    ]
     cursor = conn.connection.cursor()
     try:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH_TABLE} ({', '.join(columns)})")
         cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
-        cursor.executemany(
-            f"INSERT INTO temp.{_BATCH_TABLE} VALUES ({', '.join(['?'] * len(columns))})",
-            [(*key, *obs[1:]) for key, obs in observations.items()],
+
+        def run(sql: str, params: Any) -> None:
+            (cursor.executemany if isinstance(params, list) else cursor.execute)(sql, params)
+
+        head = f"INSERT INTO temp.{_BATCH_TABLE} VALUES "
+        insert_values(run, head, len(columns), batch, _variable_limit(conn))
+        del batch
+        joined = f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u ON u.source = ? AND {match}"
+        # Summing every key is most of the work, and almost every key has one entry
+        # (revision 1) equal to its observation: only the others, the suspects, are
+        # summed. A key whose sums differ is a suspect: it has no entry, or another
+        # revision, or its one entry differs in a count or is unpriced.
+        suspects = (
+            f"SELECT b.rowid {joined} WHERE u.id IS NULL OR u.revision <> 1 OR {unequal} "
+            f"OR u.unpriced <> 0 OR u.base_unpriced <> 0"
         )
         cursor.execute(
-            f"SELECT {', '.join('b.' + c for c in USAGE_KEY_COLUMNS)}, max(u.revision), {sums}, "
-            f"sum(u.unpriced), sum(u.base_unpriced) "
-            f"FROM temp.{_BATCH_TABLE} b LEFT JOIN {_usage.name} u ON {match} "
+            f"SELECT {', '.join('b.' + c for c in key_columns)}, max(u.revision), {sums}, "
+            f"sum(u.unpriced), sum(u.base_unpriced) {joined} "
+            f"WHERE b.rowid IN ({suspects}) "
             f"GROUP BY b.rowid "
             f"HAVING count(u.id) = 0 OR {differs} OR sum(u.unpriced) <> 0 "
-            f"OR sum(u.base_unpriced) <> 0"
+            f"OR sum(u.base_unpriced) <> 0",
+            (source, source),
         )
-        changed: list[tuple[UsageObservation, _Held | None]] = []
+        changed = []
         for row in cursor.fetchall():
             held = row[width:]
             # A plain tuple finds its UsageKey (and 1 finds True), as in held_sums.
-            changed.append((observations[row[:width]], None if held[0] is None else held))
+            obs = observations[(source, *row[:width])]  # type: ignore[index]
+            changed.append((obs, None if held[0] is None else held))
         cursor.execute(f"DELETE FROM temp.{_BATCH_TABLE}")
     finally:
         cursor.close()
@@ -346,18 +428,58 @@ def unchanged_left_out(
 
 
 def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk insert through the driver's executemany; a unique violation is a conflict."""
+    """Bulk insert through the driver; a unique violation is a conflict."""
     if not rows:
         return
-    mark = _param_mark(conn)
-    sql = (
-        f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
-    )
+    head = f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) VALUES "
     conflict = "another writer posted the same usage at the same time; nothing was written"
     with db_errors("writing the ledger", conn.engine.url, conflict=conflict):
+        if conn.dialect.name == "sqlite":
+            insert_values(
+                conn.exec_driver_sql, head, len(_INSERT_COLUMNS), rows, _variable_limit(conn)
+            )
+            return
+        sql = head + _row_marks(_param_mark(conn), len(_INSERT_COLUMNS))
         for chunk in _chunks(rows, INSERT_CHUNK):
             conn.exec_driver_sql(sql, chunk)
+
+
+# Parameters bound per multi-row INSERT on SQLite (its limit permitting).
+VALUES_PARAMETERS = 16_384
+
+
+def insert_values(
+    execute: Callable[[str, Any], object],
+    head: str,
+    width: int,
+    rows: Sequence[tuple[Any, ...]],
+    limit: int,
+) -> None:
+    """`head` ("INSERT INTO t (...) VALUES ") with `rows` of `width` values, SQLite.
+
+    Many rows per statement: one statement per row (executemany) spends as much on
+    stepping each statement as on the row. Rows beyond the last full statement go
+    through executemany, so only two statements are ever prepared.
+    """
+    per = max(1, min(VALUES_PARAMETERS, limit) // width)
+    marks = _row_marks("?", width)
+    full = len(rows) - len(rows) % per
+    if full:
+        sql = head + ", ".join([marks] * per)
+        for i in range(0, full, per):
+            execute(sql, tuple(chain.from_iterable(rows[i : i + per])))
+    if full < len(rows):
+        execute(head + marks, list(rows[full:]))
+
+
+def _row_marks(mark: str, width: int) -> str:
+    return f"({', '.join([mark] * width)})"
+
+
+def _variable_limit(conn: Connection) -> int:
+    """How many parameters one SQLite statement may bind (999 before SQLite 3.32)."""
+    getlimit = getattr(conn.connection.dbapi_connection, "getlimit", None)
+    return 999 if getlimit is None else int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
 
 
 def _param_mark(conn: Connection) -> str:
