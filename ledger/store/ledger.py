@@ -65,8 +65,6 @@ class PostResult:
 # cost, base cost, unpriced, base unpriced) summed over its entries.
 # Plain tuples: there may be millions.
 _Held = tuple[Any, ...]
-# Integer pico-USD per token: (input, cached input, output), as pricebook.TokenRates.
-_Rates = tuple[int, int, int]
 
 
 def _combine(before: _Held, entry: _Held) -> _Held:
@@ -116,7 +114,6 @@ class UsagePosting:
         self.recorded_at = int(time.time()) if now is None else now
         self.compare_in_db = compare_in_db
         self.result = PostResult()
-        self._rates: dict[tuple[str, int, bool, str], tuple[_Rates | None, _Rates | None]] = {}
 
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
         result = self.result
@@ -134,43 +131,25 @@ class UsagePosting:
             keys = observations.keys()
             items = zip(keys, observations.values(), map(held.get, keys), strict=True)
         price = self.pricer.price
-        rates, rates_of = self._rates, self._rates_of
         rows: list[tuple[Any, ...]] = []
         append = rows.append
         version, recorded_at = self.version, self.recorded_at
+        # The batch flag as bound: 0/1 on SQLite, where sqlite3 binds a bool through its
+        # adapter lookup, a million times (the column holds 0/1 either way).
+        flags = (0, 1) if self.conn.dialect.name == "sqlite" else (False, True)
         for key, obs, before in items:
             _, requests, inp, cached, out = obs
             if before is None:
-                # A new key (almost every row of a first import): priced inline with
-                # the rates of its (model, day, batch, tier), as UsagePricer.price does.
+                # A new key (almost every row of a first import): its first entry.
+                cost, base_cost = price(obs)
                 source, start, end, model, project, api_key, user, batch, tier = key
-                found = rates.get((model, start // 86400, batch, tier))
-                if found is None:
-                    found = rates_of(key)
-                own, base = found
-                cost = (
-                    None
-                    if own is None
-                    else (inp - cached) * own[0] + cached * own[1] + out * own[2]
-                )
-                base_cost = (
-                    None
-                    if base is None
-                    else (inp - cached) * base[0] + cached * base[1] + out * base[2]
-                )
                 if cost is None:
                     result.unpriced_models.add(model)
-                    unpriced = 1
-                else:
-                    unpriced = 0
-                base_unpriced = 1 if base_cost is None else 0
-                # One flat tuple; batch as 0/1: sqlite3 binds a bool through its adapter
-                # lookup, a million times (the column holds 0/1 either way).
-                flag = 1 if batch else 0
                 # fmt: off
                 append((
-                    source, start, end, model, project, api_key, user, flag, tier,
-                    1, requests, inp, cached, out, cost, base_cost, unpriced, base_unpriced,
+                    source, start, end, model, project, api_key, user, flags[batch],
+                    tier, 1, requests, inp, cached, out, cost, base_cost,
+                    1 if cost is None else 0, 1 if base_cost is None else 0,
                     version, recorded_at,
                 ))
                 # fmt: on
@@ -193,17 +172,6 @@ class UsagePosting:
             append((*key, *difference(before, counts, cost, base_cost), version, recorded_at))
         _insert_rows(self.conn, rows)
         result.posted += len(rows)
-
-    def _rates_of(self, key: UsageKey) -> tuple[_Rates | None, _Rates | None]:
-        """The per-token rates (input, cached input, output) of a key's model, day, batch
-        and tier, and of its base model; None where the book has no price."""
-        own, base = self.pricer.rates(key.model, key.bucket_start, key.batch, key.service_tier)
-        found = (
-            None if own is None else (own.input, own.cached_input, own.output),
-            None if base is None else (base.input, base.cached_input, base.output),
-        )
-        self._rates[(key.model, key.bucket_start // 86400, key.batch, key.service_tier)] = found
-        return found
 
     def finish(self) -> PostResult:
         return self.result
