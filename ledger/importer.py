@@ -7,8 +7,9 @@ is rolled back: nothing is posted. A key repeated anywhere in the file is merged
 its counts are equal and reported when not, exactly as if the file were read whole
 (sources.csv_usage.SeenKeys).
 
-SQLite posts each batch with executemany (store.ledger.UsagePosting); PostgreSQL copies
-each priced batch into a staging table and posts it with one INSERT ... SELECT
+SQLite posts each batch with multi-row INSERTs, comparing a re-imported batch with the
+ledger in the database (store.ledger.UsagePosting); PostgreSQL copies each priced batch
+into a staging table and posts it with one INSERT ... SELECT
 (store.pg_import.StagedUsagePosting), while a reader thread parses the next batch.
 """
 
