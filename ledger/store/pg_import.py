@@ -11,10 +11,11 @@ with the revision-1 entries of the batch's time span:
   unique key's index, summed, and gets the entry that makes it sum to its observation
   (revision = held max + 1).
 
-A re-import thus costs one join instead of one index lookup and aggregate per key (a
-quarter of the time, bench/import_usage.py). A concurrent writer's identical posting
-hits the unique key (usage key, revision) and becomes a ConflictError, as with
-UsagePosting. Keys must not repeat across batches (the CSV stream guarantees it).
+A re-import thus costs one join instead of one index lookup and aggregate per key
+(about a third of the server's time at 1M rows, bench/import_usage.py). A concurrent
+writer's identical posting hits the unique key (usage key, revision) and becomes a
+ConflictError, as with UsagePosting. Keys must not repeat across batches (the CSV
+stream guarantees it).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _post_sql() -> str:
 
 _POST = _post_sql()
 # Binary COPY: psycopg sends the integers as they are, instead of formatting each as
-# text in the importing process (a quarter of the CPU time, bench/import_usage.py).
+# text in the importing process (about a quarter of the text format's CPU time).
 _COPY = f"COPY {_STAGE} ({', '.join(_STAGED)}) FROM STDIN (FORMAT BINARY)"
 _STAGED_TYPES = ["text", *["int8"] * 2, *["text"] * 4, "bool", "text", *["int8"] * 6]
 
