@@ -14,7 +14,8 @@ What happens to one is decided by the writer:
   the key that holds it.
 - an import refuses the file (ledger.importer), naming the line, bucket and source.
 
-The check is one indexed range query per batch on `bucket_start`, which returns only
+The check is one range query per batch on `bucket_start` (the unique key's index leads
+with it), reaching back by the longest bucket the ledger holds, which returns only
 the suspects: keys of another source or another span than the batch's own. A batch
 whose keys all share one source, width and alignment (every poll window; any import in
 time order with one width) excludes its own kind in SQL, so a re-import reads nothing.
@@ -39,9 +40,10 @@ from ledger.store.ledger import (
     _insert_rows,
     _param_mark,
 )
-from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry, core
+from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketWidth, UsageEntry, core
 
 _usage = core(UsageEntry).name
+_widths = core(UsageBucketWidth).name
 _SUMS = (
     "revision, requests, input_tokens, cached_tokens, output_tokens, cost_pico, "
     "base_cost_pico, unpriced, base_unpriced"
@@ -61,9 +63,7 @@ class Overlap:
 def widest_span(conn: Connection) -> int:
     """The longest bucket the ledger holds, in seconds (0 when empty): how far before a
     batch's first bucket a held bucket may start and still reach into it."""
-    found = conn.exec_driver_sql(
-        f"SELECT max(bucket_end - bucket_start) FROM {_usage}"
-    ).scalar_one()
+    found = conn.exec_driver_sql(f"SELECT max(width) FROM {_widths}").scalar_one()
     return int(found or 0)
 
 

@@ -31,7 +31,7 @@ from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import ConflictError
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
-from ledger.store.ledger import PostResult
+from ledger.store.ledger import PostResult, note_widths
 from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry, core
 
 _usage = core(UsageEntry).name
@@ -148,6 +148,7 @@ class StagedUsagePosting:
             cursor.close()
         starts = [k.bucket_start for k in observations]
         span = {"low": min(starts), "high": max(starts)}
+        note_widths(conn, {k.bucket_end - k.bucket_start for k in observations})
         try:
             posted, unpriced = conn.exec_driver_sql(_POST, {**self.params, **span}).one()
         except IntegrityError:

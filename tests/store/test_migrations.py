@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -11,6 +12,7 @@ from ledger.errors import SchemaBehindError
 from ledger.store import migrate
 from ledger.store.base import Base
 from ledger.store.engine import SCHEMA_HEAD, create_ledger_engine, open_engine
+from ledger.store.overlap import widest_span
 
 
 def test_single_head_matches_the_code():
@@ -18,11 +20,8 @@ def test_single_head_matches_the_code():
     assert heads == [SCHEMA_HEAD]
 
 
-# SQLite cannot reflect an index on an expression (usage_entries' span index, 0008)
+# SQLite cannot reflect an index on an expression (usage_entries' span index, 0008-0009)
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
-@pytest.mark.filterwarnings(
-    "ignore:autogenerate skipping metadata-specified expression-based index"
-)
 def test_upgrade_downgrade_upgrade_and_models_match(db_url):
     engine = create_ledger_engine(db_url)
     try:
@@ -72,3 +71,35 @@ def test_unreachable_database_is_one_line_without_password(cli):
     )
     assert result.exit_code == 1
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_0009_keeps_every_entry_notes_their_bucket_lengths_and_keeps_keys_unique(db_url):
+    """The unique key rebuilt time-first holds the same entries and still refuses a
+    second copy of one; the overlap check's reach is the longest bucket held."""
+    engine = create_ledger_engine(db_url)
+    columns = (
+        "source, bucket_start, bucket_end, model, project_id, api_key_id, user_id, batch, "
+        "service_tier, revision, requests, input_tokens, cached_tokens, output_tokens, "
+        "cost_pico, base_cost_pico, price_version, recorded_at"
+    )
+    insert = sa.text(
+        f"INSERT INTO usage_entries ({columns}) VALUES ('import', :start, :end, 'm', '', '', "
+        "'', false, '', 1, 1, 10, 0, 5, 7, 3, 'v', 0)"
+    )
+    try:
+        migrate.upgrade(engine, "0008")
+        with engine.begin() as conn:
+            conn.execute(insert, [{"start": 0, "end": 3600}, {"start": 86_400, "end": 172_800}])
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            assert widest_span(conn) == 86_400
+            rows = conn.execute(sa.text("SELECT bucket_start, cost_pico FROM usage_entries"))
+            assert sorted(rows) == [(0, 7), (86_400, 7)]
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(insert, {"start": 0, "end": 3600})
+        migrate.downgrade(engine, "0008")
+        with engine.begin() as conn:
+            count = conn.execute(sa.text("SELECT count(*) FROM usage_entries")).scalar_one()
+            assert count == 2
+    finally:
+        engine.dispose()

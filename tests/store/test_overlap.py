@@ -14,6 +14,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sync_helpers import SINCE_TS, sandbox
 
@@ -284,4 +285,27 @@ def test_an_import_overlapping_its_own_source_at_another_width_is_refused(
     result = cli("import", "usage", str(write_csv(tmp_path / "d.csv", days)))
     assert result.exit_code == 1 and "d.csv:2:" in result.stderr
     assert "held from source 'import'" in result.stderr
+    assert sources_held(engine) == held
+
+
+@pytest.mark.parametrize("days_from", ["import", "poll"])
+def test_hours_after_a_held_day_began_are_refused_however_it_was_posted(
+    engine, book, cli, tmp_path, days_from
+):
+    """The check reaches back by the longest bucket held (store.ledger.note_widths, kept
+    by every kind of posting): hours from noon on lie inside a day that began at midnight,
+    before any hour of the file."""
+    with sandbox(days=3, bucket_width="1d") as sb:
+        day0 = SINCE_TS + 3 * DAY
+        days = used(sb.org.usage_rows(day0, day0 + DAY, "1d"))
+        afternoon = used(sb.org.usage_rows(day0 + DAY // 2, day0 + DAY))
+        if days_from == "poll":
+            assert not sb.poll(engine, book).failed
+        else:
+            assert cli("import", "usage", str(write_csv(tmp_path / "d.csv", days))).exit_code == 0
+    held = sources_held(engine)
+    path = write_csv(tmp_path / "afternoon.csv", afternoon)
+    result = cli("import", "usage", str(path), "--source", "export")
+    assert result.exit_code == 1, result.stdout
+    assert "afternoon.csv:2:" in result.stderr and "count that usage twice" in result.stderr
     assert sources_held(engine) == held
