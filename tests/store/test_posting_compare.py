@@ -88,7 +88,7 @@ def _post(engine: Engine, book: PriceBook, in_db: bool) -> PostResult:
 def test_comparing_in_the_database_posts_what_python_posts(
     tmp_path: Path, book: PriceBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_ledger, "_span_is_busy", lambda conn, keys: True)
+    monkeypatch.setattr(store_ledger, "_span_is_busy", lambda *_: True)
     in_python, in_db = _engine(tmp_path / "python.db"), _engine(tmp_path / "db.db")
     try:
         for engine in (in_python, in_db):
