@@ -123,7 +123,7 @@ class UsagePosting:
         # Entries after this id are this posting's own (an import holds SQLite's write
         # lock from its first batch): their keys are in no later batch, so reading a
         # batch's span skips them (a first import's batches share a boundary hour).
-        self.own_after = _last_id(conn) if compare_in_db else None
+        self.held_upto = _last_id(conn) if compare_in_db else None
         self.result = PostResult()
 
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
@@ -132,12 +132,12 @@ class UsagePosting:
         if not observations:
             return
         items: Iterable[tuple[UsageKey, UsageObservation, _Held | None]]
-        if self.compare_in_db and _span_is_busy(self.conn, observations, self.own_after):
+        if self.compare_in_db and _span_is_busy(self.conn, observations, self.held_upto):
             changed = changed_held_sums(self.conn, observations)
             result.unchanged += len(observations) - len(changed)
             items = ((obs.key, obs, before) for obs, before in changed)
         else:
-            held = held_sums(self.conn, observations, self.own_after)
+            held = held_sums(self.conn, observations, self.held_upto)
             # Built in C: no Python-level step per key.
             keys = observations.keys()
             items = zip(keys, observations.values(), map(held.get, keys), strict=True)
@@ -230,10 +230,10 @@ def insert_entries(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
 
 
 def held_sums(
-    conn: Connection, observations: Collection[UsageKey], upto_id: int | None = None
+    conn: Connection, observations: Collection[UsageKey], held_upto: int | None = None
 ) -> dict[UsageKey, _Held]:
     """Current sums for the given keys, from one range scan over their time span
-    (entries up to `upto_id` only, when given).
+    (of the entries up to id `held_upto` only, when given).
 
     Summing in Python beats GROUP BY here: almost every key has a single entry, and
     SQLite would otherwise sort the whole span by nine text columns.
@@ -246,7 +246,7 @@ def held_sums(
         f"cached_tokens, output_tokens, cost_pico, base_cost_pico, unpriced, base_unpriced "
         f"FROM {_usage.name} "
         f"WHERE source IN ({', '.join([mark] * len(sources))}) "
-        f"AND bucket_start BETWEEN {mark} AND {mark}{_upto(mark, upto_id)}"
+        f"AND bucket_start BETWEEN {mark} AND {mark}{_upto(held_upto)}"
     )
     width = len(USAGE_KEY_COLUMNS)
     held: dict[UsageKey, _Held] = {}
@@ -254,7 +254,7 @@ def held_sums(
     # A plain tuple hashes and compares like the UsageKey it stands for (and 0 like False).
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(sql, (*sources, min(starts), max(starts), *_id(upto_id)))
+        cursor.execute(sql, (*sources, min(starts), max(starts)))
         while batch := cursor.fetchmany(50_000):
             for row in batch:
                 key = row[:width]
@@ -268,21 +268,19 @@ def held_sums(
     return held
 
 
-def _upto(mark: str, upto_id: int | None) -> str:
-    return "" if upto_id is None else f" AND id <= {mark}"
-
-
-def _id(upto_id: int | None) -> tuple[int, ...]:
-    return () if upto_id is None else (upto_id,)
+def _upto(held_upto: int | None) -> str:
+    return "" if held_upto is None else f" AND id <= {int(held_upto)}"
 
 
 def _last_id(conn: Connection) -> int:
     return int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {_usage.name}").scalar_one())
 
 
-def _span_is_busy(conn: Connection, keys: Collection[UsageKey], upto_id: int | None = None) -> bool:
-    """Does the keys' time span already hold entries (up to `upto_id`) for half as many
-    keys or more?
+def _span_is_busy(
+    conn: Connection, keys: Collection[UsageKey], held_upto: int | None = None
+) -> bool:
+    """Does the keys' time span already hold entries (up to id `held_upto`) for half as
+    many keys or more?
 
     A re-import does (every key is held); a first import of a file in time order holds
     at most the hour it shares with the previous batch, cheaper to read into Python.
@@ -292,9 +290,9 @@ def _span_is_busy(conn: Connection, keys: Collection[UsageKey], upto_id: int | N
     mark = _param_mark(conn)
     sql = (
         f"SELECT count(*) FROM (SELECT 1 FROM {_usage.name} "
-        f"WHERE bucket_start BETWEEN {mark} AND {mark}{_upto(mark, upto_id)} LIMIT {limit}) AS span"
+        f"WHERE bucket_start BETWEEN {mark} AND {mark}{_upto(held_upto)} LIMIT {limit}) AS span"
     )
-    found = conn.exec_driver_sql(sql, (min(starts), max(starts), *_id(upto_id))).scalar_one()
+    found = conn.exec_driver_sql(sql, (min(starts), max(starts))).scalar_one()
     return int(found) >= limit
 
 
