@@ -134,13 +134,19 @@ def _import(
     batch_rows: int,
 ) -> PostResult:
     """Stream `stream` into the ledger on `conn` (the caller's transaction)."""
-    posting = _posting(conn, book)
+    posting: _Posting
     overlaps = OverlapCheck(conn)
     batches = stream.batches(batch_rows)
     if conn.dialect.name == "postgresql":
-        # The server works in its own process: parse the next batch meanwhile. (On
-        # SQLite the write is mostly Python binding; a thread measured no faster.)
-        batches = read_ahead(batches)
+        from ledger.store.pg_import import StagedUsagePosting
+
+        # The server works in its own process: meanwhile a thread reads the next batch
+        # and prices its rows. (On SQLite the write is mostly Python binding; a thread
+        # measured no faster.)
+        posting = staged = StagedUsagePosting(conn, book)
+        batches = read_ahead(_priced(batches, staged.stage))
+    else:
+        posting = UsagePosting(conn, book, compare_in_db=True)
     with closing(batches):  # on an error, stop the reader (and its thread) now
         for batch in batches:
             if overlaps.check(batch):
@@ -215,12 +221,18 @@ class OverlapCheck:
         return [*out, Problem(str(path), hint)]
 
 
-def _posting(conn: Connection, book: PriceBook) -> _Posting:
-    if conn.dialect.name == "postgresql":
-        from ledger.store.pg_import import StagedUsagePosting
+_Batch = dict[UsageKey, UsageObservation]
 
-        return StagedUsagePosting(conn, book)
-    return UsagePosting(conn, book, compare_in_db=True)
+
+def _priced(
+    batches: Generator[_Batch, None, None], stage: Callable[[_Batch], _Batch]
+) -> Generator[_Batch, None, None]:
+    """Each batch as `stage` returns it; closing this closes `batches`."""
+    try:
+        for batch in batches:
+            yield stage(batch)
+    finally:
+        batches.close()
 
 
 T = TypeVar("T")

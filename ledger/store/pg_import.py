@@ -106,8 +106,18 @@ _COPY = f"COPY {_STAGE} ({', '.join(_STAGED)}) FROM STDIN (FORMAT BINARY)"
 _STAGED_TYPES = ["text", *["int8"] * 2, *["text"] * 4, "bool", "text", *["int8"] * 6]
 
 
+class StagedBatch(dict[UsageKey, UsageObservation]):
+    """A batch with its staging rows (key, counts, cost, base cost) already priced."""
+
+    rows: list[tuple[Any, ...]]
+
+
 class StagedUsagePosting:
-    """add() stages and posts one batch; finish() returns what all batches posted."""
+    """add() stages and posts one batch; finish() returns what all batches posted.
+
+    stage() prices a batch's rows ahead, in the thread that reads the file, so that the
+    posting thread mostly waits for the server (an import measured ~1 s less per 1M).
+    """
 
     def __init__(self, conn: Connection, book: PriceBook, *, now: int | None = None):
         self.conn = conn
@@ -131,10 +141,19 @@ class StagedUsagePosting:
         conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
 
+    def stage(self, observations: Mapping[UsageKey, UsageObservation]) -> StagedBatch:
+        """The batch with its staging rows priced (one thread at a time: the pricer's
+        cache is not shared across threads)."""
+        batch = StagedBatch(observations)
+        price = self.pricer.price
+        batch.rows = [(*obs.key, *obs[1:], *price(obs)) for obs in observations.values()]
+        return batch
+
     def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None:
         if not observations:
             return
-        price = self.pricer.price
+        if not isinstance(observations, StagedBatch):
+            observations = self.stage(observations)
         conn = self.conn
         conn.exec_driver_sql(f"TRUNCATE {_STAGE}")
         cursor = conn.connection.cursor()
@@ -142,8 +161,8 @@ class StagedUsagePosting:
             with cursor.copy(_COPY) as copy:
                 copy.set_types(_STAGED_TYPES)
                 write = copy.write_row
-                for obs in observations.values():
-                    write((*obs.key, *obs[1:], *price(obs)))
+                for row in observations.rows:
+                    write(row)
         finally:
             cursor.close()
         starts = [k.bucket_start for k in observations]
