@@ -10,7 +10,8 @@ its counts are equal and reported when not, exactly as if the file were read who
 SQLite posts each batch with multi-row INSERTs, comparing a re-imported batch with the
 ledger in the database (store.ledger.UsagePosting); PostgreSQL copies each priced batch
 into a staging table and posts it with one INSERT ... SELECT
-(store.pg_import.StagedUsagePosting), while a reader thread parses the next batch.
+(store.pg_import.StagedUsagePosting), while a reader thread parses and prices the next
+batch.
 """
 
 from __future__ import annotations
