@@ -109,6 +109,7 @@ def serve(
     from datetime import UTC, datetime
 
     from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers import SchedulerNotRunningError
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
@@ -155,8 +156,18 @@ def serve(
         request_shutdown()
         if http is not None:
             http.request_stop()
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        # Not here: the handler may interrupt the scheduler's own loop in this thread,
+        # inside its job store lock (re-entrant), and a shutdown would empty the store
+        # under it (JobLookupError). A thread waits for the lock, then stops the loop.
+        threading.Thread(target=stop_scheduler, name="ftledger-stop", daemon=True).start()
+
+    def stop_scheduler() -> None:
+        for _ in range(40):  # a signal just before the start: stop it once started
+            try:
+                scheduler.shutdown(wait=False)
+                return
+            except SchedulerNotRunningError:
+                time.sleep(0.05)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
