@@ -421,7 +421,7 @@ def unchanged_left_out(
     }
 
 
-_CONFLICT = "another writer posted the same usage at the same time; nothing was written"
+CONFLICT = "another writer posted the same usage at the same time; nothing was written"
 
 
 def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -430,7 +430,7 @@ def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         return
     note_widths(conn, {row[2] - row[1] for row in rows})
     head = f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) VALUES "
-    with db_errors("writing the ledger", conn.engine.url, conflict=_CONFLICT):
+    with db_errors("writing the ledger", conn.engine.url, conflict=CONFLICT):
         if conn.dialect.name == "sqlite":
             insert_values(
                 conn.exec_driver_sql, head, len(_INSERT_COLUMNS), rows, _variable_limit(conn)
@@ -480,7 +480,7 @@ def insert_first_entries(
         f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
         f"SELECT {', '.join(_FIRST_ENTRY)} FROM (VALUES "
     )
-    with db_errors("writing the ledger", conn.engine.url, conflict=_CONFLICT):
+    with db_errors("writing the ledger", conn.engine.url, conflict=CONFLICT):
         limit = _variable_limit(conn) - 2
         insert_values(conn.exec_driver_sql, head, 15, rows, limit, (version, recorded_at), ")")
 

@@ -31,7 +31,7 @@ from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import ConflictError
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer
-from ledger.store.ledger import PostResult, note_widths
+from ledger.store.ledger import CONFLICT, PostResult, note_widths
 from ledger.store.tables import USAGE_KEY_COLUMNS, UsageEntry, core
 
 _usage = core(UsageEntry).name
@@ -171,9 +171,7 @@ class StagedUsagePosting:
         try:
             posted, unpriced = conn.exec_driver_sql(_POST, {**self.params, **span}).one()
         except IntegrityError:
-            raise ConflictError(
-                "another writer posted the same usage at the same time; nothing was written"
-            ) from None
+            raise ConflictError(CONFLICT) from None
         result = self.result
         result.observed += len(observations)
         result.posted += int(posted)

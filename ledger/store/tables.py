@@ -37,17 +37,12 @@ USAGE_KEY_COLUMNS = (
     "service_tier",
 )
 
-# The same columns as the unique key's index holds them: time first.
+# The unique key's columns in its index's order: time and model first (the index
+# serves reads of a span), then the rest of the usage key, then the revision.
+_TIME_FIRST = ("bucket_start", "model")
 UNIQUE_KEY_ORDER = (
-    "bucket_start",
-    "model",
-    "source",
-    "bucket_end",
-    "project_id",
-    "api_key_id",
-    "user_id",
-    "batch",
-    "service_tier",
+    *_TIME_FIRST,
+    *(c for c in USAGE_KEY_COLUMNS if c not in _TIME_FIRST),
     "revision",
 )
 
