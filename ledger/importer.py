@@ -8,30 +8,28 @@ its counts are equal and reported when not, exactly as if the file were read who
 (sources.csv_usage.SeenKeys).
 
 SQLite posts each batch with multi-row INSERTs, comparing a re-imported batch with the
-ledger in the database (store.ledger.UsagePosting); PostgreSQL copies each priced batch
-into a staging table and posts it with one INSERT ... SELECT
-(store.pg_import.StagedUsagePosting), while a reader thread parses and prices the next
-batch.
+ledger in the database (store.ledger.UsagePosting). On PostgreSQL a second process
+reads and prices the file (sources.csv_process) while this one copies each batch into
+a staging table and posts it with one INSERT ... SELECT
+(store.pg_import.StagedUsagePosting).
 """
 
 from __future__ import annotations
 
 import gc
-import queue
-import threading
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
 
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.domain import UsageKey, UsageObservation
+from ledger.domain import UsageKey
 from ledger.errors import InputError, Problem
 from ledger.period import iso_utc
 from ledger.pricebook import PriceBook
 from ledger.pricing import UsagePricer, safe_count
+from ledger.sources.csv_process import ProcessCsvStream
 from ledger.sources.csv_usage import (
     SeenKeys,
     Unordered,
@@ -41,7 +39,7 @@ from ledger.sources.csv_usage import (
 )
 from ledger.store.errors import in_transaction
 from ledger.store.ledger import PostResult, UsagePosting
-from ledger.store.overlap import Overlap, batch_span, find_overlaps, widest_span
+from ledger.store.overlap import Overlap, find_overlaps, widest_span
 from ledger.store.tables import SOURCE_LENGTH
 
 BATCH_ROWS = 25_000
@@ -53,11 +51,6 @@ class ImportResult:
     rejected: int
     rejected_file: Path | None
     posted: PostResult
-
-
-class _Posting(Protocol):
-    def add(self, observations: Mapping[UsageKey, UsageObservation]) -> None: ...
-    def finish(self) -> PostResult: ...
 
 
 def import_usage(
@@ -80,25 +73,36 @@ def import_usage(
     written (a full disk), nothing is posted.
     """
     _check_source(source)
-    price, limit = UsagePricer(book).price, safe_count(book)
+    staged = engine.dialect.name == "postgresql"
     with cyclic_gc_paused():
         # A file not in time order is read again with the key window spilling to disk.
-        window = {} if seen_window is None else {"window": seen_window}
         for spill in (False, True):
 
             def attempt(
                 conn: Connection, spill: bool = spill
-            ) -> tuple[UsageCsvStream, PostResult, Path | None]:
-                seen = SeenKeys(spill=spill, **window)
-                stream = UsageCsvStream(
-                    path,
-                    source=source,
-                    progress=progress,
-                    seen=seen,
-                    price=price,
-                    count_limit=limit,
-                )
-                posted = _import(conn, book, stream, skip_invalid, batch_rows)
+            ) -> tuple[UsageCsvStream | ProcessCsvStream, PostResult, Path | None]:
+                stream: UsageCsvStream | ProcessCsvStream
+                if staged:
+                    stream = ProcessCsvStream(
+                        path,
+                        book,
+                        source=source,
+                        spill=spill,
+                        seen_window=seen_window,
+                        progress=progress,
+                    )
+                    posted = _import_staged(conn, book, stream, skip_invalid, batch_rows)
+                else:
+                    window = {} if seen_window is None else {"window": seen_window}
+                    stream = UsageCsvStream(
+                        path,
+                        source=source,
+                        progress=progress,
+                        seen=SeenKeys(spill=spill, **window),
+                        price=UsagePricer(book).price,
+                        count_limit=safe_count(book),
+                    )
+                    posted = _import(conn, book, stream, skip_invalid, batch_rows)
                 rejected_file = None
                 if stream.rejected:
                     rejected_file = write_rejected(path, stream.header, stream.rejected)
@@ -134,33 +138,65 @@ def _import(
     skip_invalid: bool,
     batch_rows: int,
 ) -> PostResult:
-    """Stream `stream` into the ledger on `conn` (the caller's transaction)."""
-    posting: _Posting
+    """Stream `stream` into the ledger on `conn` (the caller's transaction): SQLite."""
+    posting = UsagePosting(conn, book, compare_in_db=True)
     overlaps = OverlapCheck(conn)
     batches = stream.batches(batch_rows)
-    if conn.dialect.name == "postgresql":
-        from ledger.store.pg_import import StagedUsagePosting
-
-        # The server works in its own process: meanwhile a thread reads the next batch
-        # and prices its rows. (On SQLite the write is mostly Python binding; a thread
-        # measured no faster.)
-        posting = staged = StagedUsagePosting(conn, book)
-        batches = read_ahead(_priced(batches, staged.stage))
-    else:
-        posting = UsagePosting(conn, book, compare_in_db=True)
-    with closing(batches):  # on an error, stop the reader (and its thread) now
+    with closing(batches):  # on an error, stop reading now
         for batch in batches:
             if overlaps.check(batch):
                 continue  # refused: read on only to report every overlapping line
             if stream.problems and not skip_invalid:
                 continue  # the file is refused: read on only to report every bad line
             posting.add(batch)
+    return _checked(posting.finish(), overlaps, stream, skip_invalid)
+
+
+def _import_staged(
+    conn: Connection,
+    book: PriceBook,
+    stream: ProcessCsvStream,
+    skip_invalid: bool,
+    batch_rows: int,
+) -> PostResult:
+    """PostgreSQL: the same rules, each batch staged and posted by one statement.
+
+    That statement also stands guard for the overlap check: a batch of one kind is
+    posted unless the ledger holds another kind's keys in its time span. Only those
+    batches, and batches of mixed kinds, are checked key by key (OverlapCheck).
+    """
+    from ledger.store.pg_import import StagedUsagePosting
+
+    posting = StagedUsagePosting(conn, book)
+    overlaps = OverlapCheck(conn)
+    batches = stream.batches(batch_rows)
+    with closing(batches):  # on an error, stop the reading process now
+        for rows in batches:
+            if not (overlaps.found or (stream.problems and not skip_invalid)):
+                posting.stage(rows)
+                if posting.post(guarded=True):
+                    continue
+            if overlaps.check([UsageKey._make(row[:9]) for row in rows]):
+                continue  # refused: read on only to report every overlapping line
+            if stream.problems and not skip_invalid:
+                continue  # the file is refused: read on only to report every bad line
+            posting.post()  # the batch was staged above
+    return _checked(posting.finish(), overlaps, stream, skip_invalid)
+
+
+def _checked(
+    posted: PostResult,
+    overlaps: OverlapCheck,
+    stream: UsageCsvStream | ProcessCsvStream,
+    skip_invalid: bool,
+) -> PostResult:
+    """`posted`, unless the file is refused (leaving the transaction rolls it back)."""
     if overlaps.found:
         problems = [] if skip_invalid else stream.problems
-        raise InputError([*problems, *overlaps.problems(stream)])
+        raise InputError([*problems, *overlaps.problems(stream.path, stream.source)])
     if stream.problems and not skip_invalid:
-        raise InputError(stream.problems)  # leaving the transaction rolls everything back
-    return posting.finish()
+        raise InputError(stream.problems)
+    return posted
 
 
 def span_text(key: UsageKey) -> str:
@@ -181,25 +217,22 @@ class OverlapCheck:
 
     def __init__(self, conn: Connection):
         self.conn = conn
-        self.widest = widest_span(conn)
         self.found: list[Overlap] = []
         self.count = 0
 
-    def check(self, batch: Mapping[UsageKey, UsageObservation]) -> bool:
+    def check(self, keys: Collection[UsageKey]) -> bool:
         """Record the batch's overlaps; True when it has any (it must not be posted)."""
-        if not batch:
+        if not keys:
             return False
-        found = find_overlaps(self.conn, batch, self.widest)
-        # Later batches may overlap this one's buckets, once posted.
-        self.widest = max(self.widest, batch_span(batch))
+        # The longest bucket held, this transaction's batches included.
+        found = find_overlaps(self.conn, keys, widest_span(self.conn))
         self.count += len(found)
         self.found += found[: max(OVERLAPS_SHOWN - len(self.found), 0)]
         return bool(found) or bool(self.found)
 
-    def problems(self, stream: UsageCsvStream) -> list[Problem]:
+    def problems(self, path: Path, source: str) -> list[Problem]:
         keys = {o.observed for o in self.found} | {o.held for o in self.found if o.sums is None}
-        lines = key_lines(stream.path, keys, stream.source)
-        path = stream.path
+        lines = key_lines(path, keys, source)
         out = []
         for o in self.found:
             line = lines.get(o.observed)
@@ -220,79 +253,6 @@ class OverlapCheck:
             out.append(Problem(str(path), f"{more} more overlapping bucket(s) not listed"))
         hint = "nothing was imported; leave out the usage the ledger already holds"
         return [*out, Problem(str(path), hint)]
-
-
-_Batch = dict[UsageKey, UsageObservation]
-
-
-def _priced(
-    batches: Generator[_Batch, None, None], stage: Callable[[_Batch], _Batch]
-) -> Generator[_Batch, None, None]:
-    """Each batch as `stage` returns it; closing this closes `batches`."""
-    try:
-        for batch in batches:
-            yield stage(batch)
-    finally:
-        batches.close()
-
-
-T = TypeVar("T")
-
-
-class _Failed:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-_DONE = object()
-
-
-def read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
-    """Produce the next batch in a thread while the caller writes this one.
-
-    Reading and parsing are Python; writing is mostly the database driver, which releases
-    the GIL (SQLite while it steps, psycopg while it talks to the server), so the two
-    overlap. One batch waits at most: memory stays bounded. An exception in the reader
-    is raised here; leaving early stops the reader and closes `items` in its thread.
-    """
-    handoff: queue.Queue[object] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(_Failed(exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    reader = threading.Thread(target=produce, name="ftledger-import-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.exc
-            yield cast(T, item)
-    finally:
-        stop.set()
-        reader.join()
 
 
 @contextmanager

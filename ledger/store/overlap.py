@@ -24,8 +24,9 @@ time order with one width) excludes its own kind in SQL, so a re-import reads no
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter, sub
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -67,17 +68,20 @@ def widest_span(conn: Connection) -> int:
     return int(found or 0)
 
 
-def _uniform(keys: Collection[UsageKey]) -> tuple[str, int, int] | None:
-    """(source, width, start modulo width) shared by every key, or None."""
-    first = next(iter(keys))
-    source, width = first.source, first.bucket_end - first.bucket_start
-    phase = first.bucket_start % width
-    for k in keys:
-        if k.source != source or k.bucket_end - k.bucket_start != width:
-            return None
-        if k.bucket_start % width != phase:
-            return None
-    return source, width, phase
+def uniform_kind(keys: Collection[Sequence[Any]]) -> tuple[str, int, int] | None:
+    """(source, width, start modulo width) shared by every key, or None. A staged row
+    will do for a key: its first fields are the key's. (Built in C: no Python-level
+    step per key.)"""
+    starts = list(map(itemgetter(1), keys))
+    widths = set(map(sub, map(itemgetter(2), keys), starts))
+    if len(widths) == 1:
+        (width,) = widths
+        sources = set(map(itemgetter(0), keys))
+        phases = set(map(width.__rmod__, starts))
+        if len(sources) == 1 and len(phases) == 1:
+            (source,), (phase,) = sources, phases
+            return source, width, phase
+    return None
 
 
 def batch_span(keys: Collection[UsageKey]) -> int:
@@ -104,7 +108,7 @@ def find_overlaps(
         f"WHERE bucket_start >= {mark} AND bucket_start < {mark} AND bucket_end > {mark}"
     )
     params: tuple[Any, ...] = (lo - max(widest, 0), hi, lo)
-    uniform = _uniform(observations)
+    uniform = uniform_kind(observations)
     if uniform is not None:
         # Keys of this source, width and alignment can only equal a batch key, never
         # overlap one: leave them to the posting, which compares them.

@@ -6,6 +6,7 @@ window tiny so that a handful of rows crosses every boundary.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -166,33 +167,41 @@ def test_seen_keys_forget_in_time_order_and_spill_otherwise():
     spilling.close()
 
 
-def test_read_ahead_keeps_order_raises_the_readers_error_and_closes_early():
-    from ledger.importer import read_ahead
-
-    assert list(read_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
-
-    def failing():
-        yield 1
-        raise InputError([])
-
-    got = []
-    with pytest.raises(InputError):
-        for item in read_ahead(failing()):
-            got.append(item)
-    assert got == [1]
-
-    closed = []
-
-    def endless():
+def readers() -> int:
+    """This test's reading processes (sources.csv_process) still alive (Linux's /proc)."""
+    count = 0
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            n = 0
-            while True:
-                yield n
-                n += 1
-        finally:
-            closed.append(True)
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            running = b"child_main" in (proc / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        count += parent == os.getpid() and running
+    return count
 
-    for item in read_ahead(endless()):
-        if item == 3:
-            break
-    assert closed == [True]
+
+def test_the_reading_process_reads_as_the_stream_does_and_stops_when_closed(book, tmp_path):
+    from ledger.sources.csv_process import ProcessCsvStream
+    from ledger.sources.csv_usage import UsageCsvStream
+
+    rows = many_rows()
+    rows[7] = row(2, "p1", -5)  # a bad line (line 9) between good ones
+    f = write(tmp_path / "u.csv", rows)
+    here = UsageCsvStream(f, seen=SeenKeys(window=6))
+    expected = [[(*o.key, *o[1:]) for o in batch.values()] for batch in here.batches(4)]
+    there = ProcessCsvStream(f, book, seen_window=6)
+    assert list(there.batches(4)) == expected
+    assert there.rows == 30 and there.header == HEADER.strip().split(",")
+    assert there.problems == here.problems and len(there.problems) == 1
+    assert there.problems[0].where.endswith("u.csv:9")
+    assert there.rejected == here.rejected
+
+    batches = ProcessCsvStream(f, book).batches(2)
+    next(batches)
+    assert readers() == 1
+    batches.close()  # the reading process is stopped, not left behind
+    assert readers() == 0
+
+    (tmp_path / "bad.csv").write_text("start_time,model\n1,x\n", encoding="utf-8")
+    with pytest.raises(InputError, match="missing column 'end_time'"):
+        list(ProcessCsvStream(tmp_path / "bad.csv", book).batches(2))
