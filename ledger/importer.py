@@ -20,23 +20,18 @@ import gc
 from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
-from ledger.domain import UsageKey
+from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import InputError, Problem
 from ledger.period import iso_utc
 from ledger.pricebook import PriceBook
-from ledger.pricing import UsagePricer, safe_count
-from ledger.sources.csv_process import ProcessCsvStream
-from ledger.sources.csv_usage import (
-    SeenKeys,
-    Unordered,
-    UsageCsvStream,
-    key_lines,
-    write_rejected,
-)
+from ledger.sources.csv_process import StagedCsvStream, StagedRow
+from ledger.sources.csv_usage import Unordered, key_lines, write_rejected
 from ledger.store.errors import in_transaction
 from ledger.store.ledger import PostResult, UsagePosting
 from ledger.store.overlap import Overlap, find_overlaps, widest_span
@@ -63,46 +58,37 @@ def import_usage(
     progress: Callable[[int], None] | None = None,
     batch_rows: int = BATCH_ROWS,
     seen_window: int | None = None,
+    reading_process: bool | None = None,
 ) -> ImportResult:
     """Read, validate and post every row in one transaction (a re-import posts nothing).
 
     A bad row rejects the file, listing every bad line, unless `skip_invalid`: then the
     good rows are imported and the bad ones are written to FILE.rejected.csv.
-    `batch_rows` and `seen_window` bound memory (tests make them small).
+    `batch_rows` and `seen_window` bound memory (tests make them small); a large file
+    is read by a second process unless `reading_process` says otherwise
+    (sources.csv_process).
     The rejected file is written before the transaction commits: if it cannot be
     written (a full disk), nothing is posted.
     """
     _check_source(source)
-    staged = engine.dialect.name == "postgresql"
+    post = _import_staged if engine.dialect.name == "postgresql" else _import
     with cyclic_gc_paused():
         # A file not in time order is read again with the key window spilling to disk.
         for spill in (False, True):
 
             def attempt(
                 conn: Connection, spill: bool = spill
-            ) -> tuple[UsageCsvStream | ProcessCsvStream, PostResult, Path | None]:
-                stream: UsageCsvStream | ProcessCsvStream
-                if staged:
-                    stream = ProcessCsvStream(
-                        path,
-                        book,
-                        source=source,
-                        spill=spill,
-                        seen_window=seen_window,
-                        progress=progress,
-                    )
-                    posted = _import_staged(conn, book, stream, skip_invalid, batch_rows)
-                else:
-                    window = {} if seen_window is None else {"window": seen_window}
-                    stream = UsageCsvStream(
-                        path,
-                        source=source,
-                        progress=progress,
-                        seen=SeenKeys(spill=spill, **window),
-                        price=UsagePricer(book).price,
-                        count_limit=safe_count(book),
-                    )
-                    posted = _import(conn, book, stream, skip_invalid, batch_rows)
+            ) -> tuple[StagedCsvStream, PostResult, Path | None]:
+                stream = StagedCsvStream(
+                    path,
+                    book,
+                    source=source,
+                    spill=spill,
+                    seen_window=seen_window,
+                    progress=progress,
+                    child=reading_process,
+                )
+                posted = post(conn, book, stream, skip_invalid, batch_rows)
                 rejected_file = None
                 if stream.rejected:
                     rejected_file = write_rejected(path, stream.header, stream.rejected)
@@ -134,7 +120,7 @@ def _check_source(source: str) -> None:
 def _import(
     conn: Connection,
     book: PriceBook,
-    stream: UsageCsvStream,
+    stream: StagedCsvStream,
     skip_invalid: bool,
     batch_rows: int,
 ) -> PostResult:
@@ -143,7 +129,8 @@ def _import(
     overlaps = OverlapCheck(conn)
     batches = stream.batches(batch_rows)
     with closing(batches):  # on an error, stop reading now
-        for batch in batches:
+        for rows in batches:
+            batch = _observations(rows)
             if overlaps.check(batch):
                 continue  # refused: read on only to report every overlapping line
             if stream.problems and not skip_invalid:
@@ -155,7 +142,7 @@ def _import(
 def _import_staged(
     conn: Connection,
     book: PriceBook,
-    stream: ProcessCsvStream,
+    stream: StagedCsvStream,
     skip_invalid: bool,
     batch_rows: int,
 ) -> PostResult:
@@ -176,7 +163,7 @@ def _import_staged(
                 posting.stage(rows)
                 if posting.post(guarded=True):
                     continue
-            if overlaps.check([UsageKey._make(row[:9]) for row in rows]):
+            if overlaps.check(_observations(rows)):
                 continue  # refused: read on only to report every overlapping line
             if stream.problems and not skip_invalid:
                 continue  # the file is refused: read on only to report every bad line
@@ -187,7 +174,7 @@ def _import_staged(
 def _checked(
     posted: PostResult,
     overlaps: OverlapCheck,
-    stream: UsageCsvStream | ProcessCsvStream,
+    stream: StagedCsvStream,
     skip_invalid: bool,
 ) -> PostResult:
     """`posted`, unless the file is refused (leaving the transaction rolls it back)."""
@@ -197,6 +184,19 @@ def _checked(
     if stream.problems and not skip_invalid:
         raise InputError(stream.problems)
     return posted
+
+
+def _observations(rows: list[StagedRow]) -> dict[UsageKey, UsageObservation]:
+    """Staging rows (key fields, then counts) as observations by key.
+
+    Built in C, with no Python-level step per row: `tuple.__new__(UsageKey, fields)`
+    is UsageKey(*fields) without its Python-level constructor.
+    """
+    new = tuple.__new__
+    keys = list(map(new, repeat(UsageKey), map(itemgetter(slice(0, 9)), rows)))
+    counts = (map(itemgetter(i), rows) for i in range(9, 13))
+    observations = map(new, repeat(UsageObservation), zip(keys, *counts, strict=True))
+    return dict(zip(keys, observations, strict=True))
 
 
 def span_text(key: UsageKey) -> str:

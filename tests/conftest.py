@@ -125,6 +125,14 @@ class CliResult:
     stderr: str
 
 
+@pytest.fixture(params=["read here", "read by a child process"])
+def either_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports in this test read their (small) file in this process, then in a child
+    process, as large files are read (ledger.sources.csv_process)."""
+    if request.param == "read by a child process":
+        monkeypatch.setattr("ledger.sources.csv_process.CHILD_FROM_BYTES", 0)
+
+
 @pytest.fixture
 def cli() -> object:
     """Run `ftledger ARGS...` in-process through the real entry point."""

@@ -1,16 +1,15 @@
-"""Reading a usage CSV in a second process, beside the process that posts it.
+"""Reading a usage CSV as batches of staging rows, in a second process when it is large.
 
-A PostgreSQL import's time is Python parsing the file plus the server comparing it
-with the ledger. In one process they take turns: threads share one interpreter lock,
-and a posting thread waited for it after every round trip (measured: a reader thread
-saved nothing at 1M rows). Here a child process parses and validates each batch
-(sources.csv_usage.UsageCsvStream, unchanged) while the parent posts the one before.
+An import's time is Python parsing the file plus the database comparing it with the
+ledger. In one process they take turns: threads share one interpreter lock (measured:
+a reader thread saved nothing at 1M rows on PostgreSQL, and slowed SQLite). So a large
+file is parsed and validated by a child process (sources.csv_usage.UsageCsvStream,
+unchanged) while the importing process posts the batch before.
 
-Each batch travels as staging rows, `(*key, requests, input, cached, output)` (the
-posting prices only what it posts: store.pg_import), in marshal format (a quarter of
-pickle's cost for tuples of numbers and text), with the bad lines met so far; the
-parent's ProcessCsvStream offers what UsageCsvStream offers: rows, problems, rejected
-lines, header.
+Each batch travels as staging rows, `(*UsageKey, requests, input, cached, output)`, in
+marshal format (a quarter of pickle's cost for tuples of numbers and text), with the
+bad lines met so far. A small file is read in the importing process (starting a child
+costs more than parsing it) through the same messages, so both read alike.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Generator
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,17 +33,21 @@ from ledger.pricing import UsagePricer, safe_count
 from ledger.sources.csv_usage import SeenKeys, Unordered, UsageCsvStream
 
 StagedRow = tuple[Any, ...]
+Message = tuple[Any, ...]
+# Files at least this large are read by a child process: about 9,000 rows, which the
+# child parses in about the time it takes to start.
+CHILD_FROM_BYTES = 1 << 20
 _MARSHAL_VERSION = 2  # version 3+ tracks shared objects: 4x slower to write, no smaller
 # A plain interpreter, not multiprocessing's spawn: that imports the caller's main
 # module again, and fails in any script without an `if __name__ == "__main__"` guard.
 _CHILD = "from ledger.sources.csv_process import child_main; child_main()"
 
 
-class ProcessCsvStream:
-    """A usage CSV read in a child process, in batches of staging rows.
+class StagedCsvStream:
+    """A usage CSV in batches of staging rows whose keys never repeat across batches.
 
-    `problems` and `rejected` grow as batches arrive (the child sends the bad lines
-    met so far with each batch); `rows` and `header` are complete at the end.
+    `problems` and `rejected` grow as batches arrive (with each batch come the bad
+    lines met so far); `rows` and `header` are complete at the end.
     """
 
     def __init__(
@@ -55,33 +59,26 @@ class ProcessCsvStream:
         spill: bool = False,
         seen_window: int | None = None,
         progress: Callable[[int], None] | None = None,
+        child: bool | None = None,
     ):
-        self.path, self.source, self.book = path, source, book
-        self.spill, self.seen_window, self.progress = spill, seen_window, progress
+        """`child`: read in a child process (None: when the file is CHILD_FROM_BYTES or
+        more)."""
+        self.path, self.source, self.progress = path, source, progress
+        self.args = (path, book, source, spill, seen_window)
+        if child is None:
+            child = path.is_file() and path.stat().st_size >= CHILD_FROM_BYTES
+        self.child = child
         self.problems: list[Problem] = []
         self.rejected: list[tuple[int, list[str], str]] = []
         self.header: list[str] = []
         self.rows = 0
 
     def batches(self, size: int) -> Generator[list[StagedRow], None, None]:
-        """Each batch's staging rows; keys never repeat across batches.
-
-        Raises what UsageCsvStream raises (InputError, Unordered). Closing this stops
-        the child.
-        """
-        args = (self.path, self.book, self.source, self.spill, self.seen_window, size)
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": _python_path()},
-        )
-        assert child.stdin is not None and child.stdout is not None
-        try:
-            with child.stdin:
-                child.stdin.write(pickle.dumps(args))
-            while True:
-                message = self._receive(child.stdout, child)
+        """Raises what UsageCsvStream raises (InputError, Unordered). Closing this stops
+        the child."""
+        messages = _from_child(*self.args, size) if self.child else _messages(*self.args, size)
+        with closing(messages):
+            for message in messages:
                 kind = message[0]
                 if kind == "batch":
                     _, position, self.rows, problems, rejected, rows = message
@@ -92,52 +89,27 @@ class ProcessCsvStream:
                 elif kind == "end":
                     _, self.rows, self.header, problems, rejected = message
                     self._note(problems, rejected)
-                    return
                 elif kind == "input-error":
                     raise InputError([Problem(*p) for p in message[1]])
                 elif kind == "unordered":
                     raise Unordered(message[1])
                 else:
                     raise LedgerError(f"reading {self.path} failed: {message[1]}")
-        finally:
-            child.stdout.close()  # a child still writing stops at once (a broken pipe)
-            if child.poll() is None:
-                child.kill()
-            child.wait()
-
-    def _receive(self, channel: IO[bytes], child: subprocess.Popen[bytes]) -> tuple[Any, ...]:
-        head = channel.read(8)
-        if len(head) == 8:
-            size = int.from_bytes(head, "big")
-            payload = channel.read(size)
-            if len(payload) == size:
-                return tuple(marshal.loads(payload))
-        code = child.wait()
-        raise LedgerError(f"reading {self.path} stopped: its reading process exited ({code})")
 
     def _note(self, problems: list[tuple[str, str]], rejected: list[Any]) -> None:
         self.problems += [Problem(*p) for p in problems]
         self.rejected += rejected
 
 
-def _python_path() -> str:
-    """The child imports this very `ledger` package, wherever the caller found it."""
-    here = str(Path(ledger.__file__).resolve().parent.parent)
-    inherited = os.environ.get("PYTHONPATH")
-    return here if not inherited else os.pathsep.join([here, inherited])
-
-
-def child_main() -> None:
-    """The child: stream the file, send every batch priced, then the end (or the error).
-
-    Messages go to the original standard output, each as its length and marshal data;
-    anything else printed goes to standard error.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    gc.disable()  # millions of tuples, no cycles (ledger.importer.cyclic_gc_paused)
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    path, book, source, spill, seen_window, size = pickle.loads(sys.stdin.buffer.read())
+def _messages(
+    path: Path,
+    book: PriceBook,
+    source: str,
+    spill: bool,
+    seen_window: int | None,
+    size: int,
+) -> Generator[Message, None, None]:
+    """Read the file: a message per batch, then the end or the file's error."""
     position = [0]
     window = {} if seen_window is None else {"window": seen_window}
     stream = UsageCsvStream(
@@ -157,23 +129,84 @@ def child_main() -> None:
         sent = len(stream.problems)
         return problems, rejected
 
-    def put(*message: Any) -> None:
+    try:
+        for batch in stream.batches(size):
+            rows = [(*o.key, *o[1:]) for o in batch]
+            yield ("batch", position[0], stream.rows, *bad_lines(), rows)
+        yield ("end", stream.rows, stream.header, *bad_lines())
+    except InputError as exc:
+        yield ("input-error", [(p.where, p.message) for p in exc.problems])
+    except Unordered as exc:
+        yield ("unordered", str(exc))
+
+
+def _from_child(*args: Any) -> Generator[Message, None, None]:
+    """_messages(*args), read by a child process; closing this stops the child."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": _python_path()},
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        with child.stdin:
+            child.stdin.write(pickle.dumps(args))
+        while True:
+            message = _receive(child.stdout)
+            if message is None:
+                code = child.wait()
+                raise LedgerError(f"reading {args[0]} stopped: its process exited ({code})")
+            yield message
+            if message[0] != "batch":
+                return
+    finally:
+        child.stdout.close()  # a child still writing stops at once (a broken pipe)
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+
+
+def _receive(channel: IO[bytes]) -> Message | None:
+    """The next message, or None if the child ended without one."""
+    head = channel.read(8)
+    if len(head) == 8:
+        size = int.from_bytes(head, "big")
+        payload = channel.read(size)
+        if len(payload) == size:
+            return tuple(marshal.loads(payload))
+    return None
+
+
+def _python_path() -> str:
+    """The child imports this very `ledger` package, wherever the caller found it."""
+    here = str(Path(ledger.__file__).resolve().parent.parent)
+    inherited = os.environ.get("PYTHONPATH")
+    return here if not inherited else os.pathsep.join([here, inherited])
+
+
+def child_main() -> None:
+    """The child: send _messages() for the arguments read from standard input.
+
+    Messages go to the original standard output, each as its length and marshal data;
+    anything else printed goes to standard error.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    gc.disable()  # millions of tuples, no cycles (ledger.importer.cyclic_gc_paused)
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+
+    def put(message: Message) -> None:
         payload = marshal.dumps(message, _MARSHAL_VERSION)
         channel.write(len(payload).to_bytes(8, "big"))
         channel.write(payload)
         channel.flush()
 
     try:
-        for batch in stream.lists(size):
-            rows = [(*o.key, *o[1:]) for o in batch]
-            put("batch", position[0], stream.rows, *bad_lines(), rows)
-        put("end", stream.rows, stream.header, *bad_lines())
-    except InputError as exc:
-        put("input-error", [(p.where, p.message) for p in exc.problems])
-    except Unordered as exc:
-        put("unordered", str(exc))
+        for message in _messages(*pickle.loads(sys.stdin.buffer.read())):
+            put(message)
     except BrokenPipeError:
         os._exit(0)  # the parent stopped reading (an error there): nothing to tell it
     except Exception as exc:
-        put("failed", f"{type(exc).__name__}: {exc}")
+        put(("failed", f"{type(exc).__name__}: {exc}"))
     channel.close()

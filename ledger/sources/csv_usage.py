@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Generator, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ledger.domain import UsageKey, UsageObservation
 from ledger.errors import InputError, Problem
@@ -159,16 +159,7 @@ class UsageCsvStream:
         self.header: list[str] = []
         self.rows = 0
 
-    def batches(self, size: int) -> Generator[dict[UsageKey, UsageObservation], None, None]:
-        """Batches of observations by key."""
-        return self._batches(size, keyed=True)
-
-    def lists(self, size: int) -> Generator[list[UsageObservation], None, None]:
-        """The same batches as lists: a reader that needs no lookup by key saves a hash
-        of every key (sources.csv_process)."""
-        return self._batches(size, keyed=False)
-
-    def _batches(self, size: int, keyed: bool) -> Generator[Any, None, None]:
+    def batches(self, size: int) -> Generator[list[UsageObservation], None, None]:
         try:
             # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the header.
             handle = self.path.open("r", encoding="utf-8-sig", newline="")
@@ -176,7 +167,7 @@ class UsageCsvStream:
             raise InputError([Problem(str(self.path), f"cannot read: {exc.strerror}")]) from None
         with handle:
             try:
-                yield from self._read(handle, size, keyed)
+                yield from self._read(handle, size)
                 return
             except UnicodeDecodeError:
                 pass
@@ -184,7 +175,7 @@ class UsageCsvStream:
                 self.seen.close()
         raise InputError([_bad_byte(self.path)])
 
-    def _read(self, handle: TextIO, size: int, keyed: bool) -> Iterator[Any]:
+    def _read(self, handle: TextIO, size: int) -> Iterator[list[UsageObservation]]:
         path, progress = self.path, self.progress
         reader = csv.reader(handle)
         try:
@@ -201,8 +192,7 @@ class UsageCsvStream:
             raise InputError([Problem(f"{path}:1", f"missing column {c!r}") for c in missing])
         parse = _row_parser(columns, self.source, self.price, self.count_limit)
         check = self.seen.check
-        new = dict if keyed else list
-        batch: Any = new()
+        batch: list[UsageObservation] = []
         ended = reader.line_num  # the line the previous row ended on
         rows = 0
         try:
@@ -221,16 +211,13 @@ class UsageCsvStream:
                     continue
                 repeat = check(obs)
                 if repeat is None:
-                    if keyed:
-                        batch[obs.key] = obs
-                    else:
-                        batch.append(obs)
+                    batch.append(obs)
                     if len(batch) >= size:
                         self.rows = rows
                         if progress is not None:
                             progress(handle.buffer.tell())
                         yield batch
-                        batch = new()
+                        batch = []
                 elif not repeat:
                     reason = "the same bucket and dimensions appear earlier with other counts"
                     self._reject(line, row, reason)

@@ -20,7 +20,7 @@ __all__ = ["SCHEMA_HEAD", "create_ledger_engine", "first_db_line", "open_engine"
 
 # The newest migration. Kept here so opening a database needs no Alembic import;
 # a test checks it equals the head of migrations/versions.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 
 
 READ_ONLY = "ledger_read_only"

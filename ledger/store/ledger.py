@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import add
+from operator import add, itemgetter, mod, sub
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -32,7 +32,7 @@ from ledger.store.errors import db_errors
 from ledger.store.tables import (
     USAGE_KEY_COLUMNS,
     TrainingFee,
-    UsageBucketWidth,
+    UsageBucketKind,
     UsageEntry,
     core,
 )
@@ -41,7 +41,7 @@ INSERT_CHUNK = 20_000
 
 _usage = core(UsageEntry)
 _fees = core(TrainingFee)
-_widths = core(UsageBucketWidth)
+_kinds = core(UsageBucketKind)
 _INSERT_COLUMNS = (
     *USAGE_KEY_COLUMNS,
     "revision",
@@ -428,7 +428,7 @@ def _insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Bulk insert through the driver; a unique violation is a conflict."""
     if not rows:
         return
-    note_widths(conn, {row[2] - row[1] for row in rows})
+    note_kinds(conn, kinds_of(rows))
     head = f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) VALUES "
     with db_errors("writing the ledger", conn.engine.url, conflict=CONFLICT):
         if conn.dialect.name == "sqlite":
@@ -475,7 +475,7 @@ def insert_first_entries(
         ])
         # fmt: on
         return
-    note_widths(conn, {row[2] - row[1] for row in rows})
+    note_kinds(conn, kinds_of(rows))
     head = (
         f"INSERT INTO {_usage.name} ({', '.join(_INSERT_COLUMNS)}) "
         f"SELECT {', '.join(_FIRST_ENTRY)} FROM (VALUES "
@@ -485,12 +485,33 @@ def insert_first_entries(
         insert_values(conn.exec_driver_sql, head, 15, rows, limit, (version, recorded_at), ")")
 
 
-def note_widths(conn: Connection, widths: set[int]) -> None:
-    """Record the bucket lengths of entries about to be inserted (UsageBucketWidth)."""
-    known = {width for (width,) in conn.exec_driver_sql(f"SELECT width FROM {_widths.name}")}
-    sql = f"INSERT INTO {_widths.name} (width) VALUES ({_param_mark(conn)}) ON CONFLICT DO NOTHING"
-    for width in sorted(widths - known):
-        conn.exec_driver_sql(sql, (width,))
+Kind = tuple[str, int, int]  # source, bucket width, bucket start modulo width
+
+
+def kinds_of(rows: Collection[Sequence[Any]]) -> set[Kind]:
+    """The kinds of bucket among keys, or rows whose first fields are a key's.
+
+    Built in C (map, zip), with no Python-level step per row: a large import notes the
+    kinds of every batch.
+    """
+    starts = list(map(itemgetter(1), rows))
+    widths = list(map(sub, map(itemgetter(2), rows), starts))
+    return set(zip(map(itemgetter(0), rows), widths, map(mod, starts, widths), strict=True))
+
+
+def note_kinds(conn: Connection, kinds: set[Kind]) -> None:
+    """Record the kinds of entries about to be inserted (UsageBucketKind)."""
+    known = {
+        tuple(row)
+        for row in conn.exec_driver_sql(f"SELECT source, width, phase FROM {_kinds.name}")
+    }
+    mark = _param_mark(conn)
+    sql = (
+        f"INSERT INTO {_kinds.name} (source, width, phase) VALUES ({mark}, {mark}, {mark}) "
+        "ON CONFLICT DO NOTHING"
+    )
+    for kind in sorted(kinds - known):
+        conn.exec_driver_sql(sql, kind)
 
 
 # Parameters bound per multi-row INSERT on SQLite (its limit permitting).

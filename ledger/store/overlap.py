@@ -18,7 +18,8 @@ The check is one range query per batch on `bucket_start` (the unique key's index
 with it), reaching back by the longest bucket the ledger holds, which returns only
 the suspects: keys of another source or another span than the batch's own. A batch
 whose keys all share one source, width and alignment (every poll window; any import in
-time order with one width) excludes its own kind in SQL, so a re-import reads nothing.
+time order with one width) excludes its own kind in SQL, and reads nothing at all when
+the ledger holds no other kind (UsageBucketKind, noted wherever entries are inserted).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter, sub
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -34,17 +34,19 @@ from sqlalchemy.engine import Connection
 from ledger.domain import UsageKey, UsageObservation
 from ledger.pricebook import PriceBook
 from ledger.store.ledger import (
+    Kind,
     PostResult,
     UsagePosting,
     _combine,
     _Held,
     _insert_rows,
     _param_mark,
+    kinds_of,
 )
-from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketWidth, UsageEntry, core
+from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketKind, UsageEntry, core
 
 _usage = core(UsageEntry).name
-_widths = core(UsageBucketWidth).name
+_kinds = core(UsageBucketKind).name
 _SUMS = (
     "revision, requests, input_tokens, cached_tokens, output_tokens, cost_pico, "
     "base_cost_pico, unpriced, base_unpriced"
@@ -64,28 +66,25 @@ class Overlap:
 def widest_span(conn: Connection) -> int:
     """The longest bucket the ledger holds, in seconds (0 when empty): how far before a
     batch's first bucket a held bucket may start and still reach into it."""
-    found = conn.exec_driver_sql(f"SELECT max(width) FROM {_widths}").scalar_one()
+    found = conn.exec_driver_sql(f"SELECT max(width) FROM {_kinds}").scalar_one()
     return int(found or 0)
 
 
-def uniform_kind(keys: Collection[Sequence[Any]]) -> tuple[str, int, int] | None:
-    """(source, width, start modulo width) shared by every key, or None. A staged row
-    will do for a key: its first fields are the key's. (Built in C: no Python-level
-    step per key.)"""
-    starts = list(map(itemgetter(1), keys))
-    widths = set(map(sub, map(itemgetter(2), keys), starts))
-    if len(widths) == 1:
-        (width,) = widths
-        sources = set(map(itemgetter(0), keys))
-        phases = set(map(width.__rmod__, starts))
-        if len(sources) == 1 and len(phases) == 1:
-            (source,), (phase,) = sources, phases
-            return source, width, phase
-    return None
+def uniform_kind(keys: Collection[Sequence[Any]]) -> Kind | None:
+    """The one kind (source, width, start modulo width) of every key, or None. A staged
+    row will do for a key: its first fields are the key's."""
+    kinds = kinds_of(keys)
+    return next(iter(kinds)) if len(kinds) == 1 else None
 
 
-def batch_span(keys: Collection[UsageKey]) -> int:
-    return max(k.bucket_end - k.bucket_start for k in keys) if keys else 0
+def _other_kinds_held(conn: Connection, kind: Kind) -> bool:
+    """Whether the ledger holds any kind of bucket besides `kind` (UsageBucketKind)."""
+    mark = _param_mark(conn)
+    sql = (
+        f"SELECT 1 FROM {_kinds} "
+        f"WHERE NOT (source = {mark} AND width = {mark} AND phase = {mark}) LIMIT 1"
+    )
+    return conn.exec_driver_sql(sql, kind).first() is not None
 
 
 def find_overlaps(
@@ -99,6 +98,9 @@ def find_overlaps(
     """
     if not observations:
         return []
+    uniform = uniform_kind(observations)
+    if uniform is not None and not _other_kinds_held(conn, uniform):
+        return []  # keys of its own kind can only equal a batch key, never overlap one
     lo = min(k.bucket_start for k in observations)
     hi = max(k.bucket_end for k in observations)
     mark = _param_mark(conn)
@@ -108,7 +110,6 @@ def find_overlaps(
         f"WHERE bucket_start >= {mark} AND bucket_start < {mark} AND bucket_end > {mark}"
     )
     params: tuple[Any, ...] = (lo - max(widest, 0), hi, lo)
-    uniform = uniform_kind(observations)
     if uniform is not None:
         # Keys of this source, width and alignment can only equal a batch key, never
         # overlap one: leave them to the posting, which compares them.

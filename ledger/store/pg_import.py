@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from operator import itemgetter, sub
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -42,12 +42,11 @@ from sqlalchemy.exc import IntegrityError
 from ledger.errors import ConflictError
 from ledger.pricebook import PriceBook, TokenRates
 from ledger.pricing import UsagePricer
-from ledger.store.ledger import CONFLICT, PostResult, note_widths
-from ledger.store.overlap import uniform_kind
-from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketWidth, UsageEntry, core
+from ledger.store.ledger import CONFLICT, Kind, PostResult, kinds_of, note_kinds
+from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketKind, UsageEntry, core
 
 _usage = core(UsageEntry).name
-_widths = core(UsageBucketWidth).name
+_kinds = core(UsageBucketKind).name
 _STAGE = "ftledger_import_stage"
 _RATES = "ftledger_import_rates"
 _KEY = USAGE_KEY_COLUMNS
@@ -68,10 +67,13 @@ def _on_key(a: str, b: str) -> str:
 
 # Keys of another kind than the batch's (source, width, start modulo width) in its span,
 # reaching back by the longest bucket held: what store.overlap.find_overlaps reads.
+# Not read at all when the ledger holds no other kind (evaluated once, first).
+_OTHER_KIND = "NOT (source = %(source)s AND width = %(width)s AND phase = %(phase)s)"
 _SUSPECT = f"""
     suspect AS MATERIALIZED (
         SELECT 1 FROM {_usage}
-        WHERE bucket_start >= %(low)s - (SELECT coalesce(max(width), 0) FROM {_widths})
+        WHERE EXISTS (SELECT 1 FROM {_kinds} WHERE {_OTHER_KIND})
+          AND bucket_start >= %(low)s - (SELECT max(width) FROM {_kinds})
           AND bucket_start < %(end)s AND bucket_end > %(low)s
           AND NOT (source = %(source)s AND bucket_end - bucket_start = %(width)s
                    AND bucket_start %% %(width)s = %(phase)s)
@@ -167,7 +169,6 @@ _COPY_RATES = f"COPY {_RATES} ({', '.join(_RATE_COLUMNS)}) FROM STDIN (FORMAT BI
 _RATE_TYPES = ["int8", "text", "bool", "text", *["int8"] * 6]
 
 
-Kind = tuple[str, int, int]  # source, bucket width, bucket start modulo width
 _Day = tuple[str, int, bool, str]  # model, day (unix time // 86400), batch, tier
 
 
@@ -187,7 +188,7 @@ class StagedUsagePosting:
             "recorded_at": int(time.time()) if now is None else now,
         }
         self.result = PostResult()
-        self.noted: set[int] = set()  # bucket widths noted in this transaction
+        self.noted: set[Kind] = set()  # bucket kinds noted in this transaction
         self.rated: set[_Day] = set()  # rates in the rates table
         self.kind: Kind | None = None  # the staged batch's one kind, if it has one
         self.staged = 0
@@ -216,15 +217,15 @@ class StagedUsagePosting:
         conn.exec_driver_sql(f"TRUNCATE {_STAGE}")
         self._copy(_COPY, _STAGED_TYPES, rows)
         self.staged = len(rows)
-        self.kind = uniform_kind(rows)
         # Per-row work in C (map, itemgetter): this runs beside the reading process.
-        starts, ends = list(map(itemgetter(1), rows)), list(map(itemgetter(2), rows))
+        kinds = kinds_of(rows)
+        self.kind = next(iter(kinds)) if len(kinds) == 1 else None
+        if kinds - self.noted:
+            note_kinds(conn, kinds - self.noted)
+            self.noted |= kinds
+        starts = list(map(itemgetter(1), rows))
         low, high = min(starts), max(starts)
-        self.params.update(low=low, high=high, end=max(ends))
-        widths = set(map(sub, ends, starts)) - self.noted
-        if widths:
-            note_widths(conn, widths)
-            self.noted |= widths
+        self.params.update(low=low, high=high, end=max(map(itemgetter(2), rows)))
         days = _days(rows, low // 86400, high // 86400) - self.rated
         if days:
             self._copy(_COPY_RATES, _RATE_TYPES, [self._rates(*day) for day in days])

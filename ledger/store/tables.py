@@ -86,14 +86,17 @@ class UsageEntry(Base):
     recorded_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class UsageBucketWidth(Base):
-    """Every bucket length (seconds) among the usage entries: the longest bounds how far
-    before a batch a held bucket may start and still reach into it (store.overlap).
-    Written where entries are inserted, in their transaction; a handful of rows."""
+class UsageBucketKind(Base):
+    """Every kind of bucket among the usage entries: (source, length in seconds, start
+    modulo length). The overlap check (store.overlap) reaches back by the longest, and
+    skips reading the held keys when a batch's kind is the only one held. Written where
+    entries are inserted, in their transaction; a handful of rows."""
 
-    __tablename__ = "usage_bucket_widths"
+    __tablename__ = "usage_bucket_kinds"
 
+    source: Mapped[str] = mapped_column(String(SOURCE_LENGTH), primary_key=True)
     width: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    phase: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
 
 
 class TrainingFee(Base):

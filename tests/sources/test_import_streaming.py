@@ -22,6 +22,7 @@ HEADER = "start_time,end_time,model,project_id,input_tokens,output_tokens\n"
 JUNE = 1_748_736_000  # 2025-06-01T00:00:00Z
 MODEL = "ft:gpt-4o-mini-2024-07-18:acme:support:A1"
 SMALL = {"batch_rows": 4, "seen_window": 6}
+pytestmark = pytest.mark.usefixtures("either_reader")
 
 
 def row(hour: int, project: str, inp: int, out: int = 0) -> str:
@@ -180,23 +181,25 @@ def readers() -> int:
     return count
 
 
-def test_the_reading_process_reads_as_the_stream_does_and_stops_when_closed(book, tmp_path):
-    from ledger.sources.csv_process import ProcessCsvStream
-    from ledger.sources.csv_usage import UsageCsvStream
+def test_the_reading_process_reads_as_this_one_does_and_stops_when_closed(book, tmp_path):
+    from ledger.sources.csv_process import StagedCsvStream
 
     rows = many_rows()
     rows[7] = row(2, "p1", -5)  # a bad line (line 9) between good ones
     f = write(tmp_path / "u.csv", rows)
-    here = UsageCsvStream(f, seen=SeenKeys(window=6))
-    expected = [[(*o.key, *o[1:]) for o in batch.values()] for batch in here.batches(4)]
-    there = ProcessCsvStream(f, book, seen_window=6)
+    here = StagedCsvStream(f, book, seen_window=6, child=False)
+    expected = list(here.batches(4))
+    assert [r[:3] for r in expected[0]] == [
+        ("import", JUNE + s, JUNE + s + 3600) for s in (0, 0, 0, 3600)
+    ]
+    there = StagedCsvStream(f, book, seen_window=6, child=True)
     assert list(there.batches(4)) == expected
-    assert there.rows == 30 and there.header == HEADER.strip().split(",")
+    assert there.rows == here.rows == 30 and there.header == HEADER.strip().split(",")
     assert there.problems == here.problems and len(there.problems) == 1
     assert there.problems[0].where.endswith("u.csv:9")
     assert there.rejected == here.rejected
 
-    batches = ProcessCsvStream(f, book).batches(2)
+    batches = StagedCsvStream(f, book, child=True).batches(2)
     next(batches)
     assert readers() == 1
     batches.close()  # the reading process is stopped, not left behind
@@ -204,4 +207,4 @@ def test_the_reading_process_reads_as_the_stream_does_and_stops_when_closed(book
 
     (tmp_path / "bad.csv").write_text("start_time,model\n1,x\n", encoding="utf-8")
     with pytest.raises(InputError, match="missing column 'end_time'"):
-        list(ProcessCsvStream(tmp_path / "bad.csv", book).batches(2))
+        list(StagedCsvStream(tmp_path / "bad.csv", book, child=True).batches(2))

@@ -73,6 +73,44 @@ def test_unreachable_database_is_one_line_without_password(cli):
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_0010_notes_each_kind_of_bucket_held_and_0009_its_lengths(db_url):
+    """Kinds are (source, width, start modulo width), floored as Python floors; the way
+    back keeps the lengths."""
+    engine = create_ledger_engine(db_url)
+    insert = sa.text(
+        "INSERT INTO usage_entries (source, bucket_start, bucket_end, model, project_id, "
+        "api_key_id, user_id, batch, service_tier, revision, requests, input_tokens, "
+        "cached_tokens, output_tokens, cost_pico, base_cost_pico, price_version, recorded_at) "
+        "VALUES (:source, :start, :end, 'm', '', '', '', false, '', 1, 1, 10, 0, 5, 7, 3, "
+        "'v', 0)"
+    )
+    entries = [
+        {"source": "import", "start": 3600, "end": 7200},
+        {"source": "import", "start": 7200, "end": 10_800},
+        {"source": "import", "start": -1800, "end": 1800},  # before 1970, half past
+        {"source": "openai.usage", "start": 0, "end": 86_400},
+    ]
+    try:
+        migrate.upgrade(engine, "0009")
+        with engine.begin() as conn:
+            conn.execute(insert, entries)
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            kinds = conn.execute(sa.text("SELECT source, width, phase FROM usage_bucket_kinds"))
+            assert sorted(kinds) == [
+                ("import", 3600, 0),
+                ("import", 3600, 1800),
+                ("openai.usage", 86_400, 0),
+            ]
+            assert widest_span(conn) == 86_400
+        migrate.downgrade(engine, "0009")
+        with engine.begin() as conn:
+            widths = conn.execute(sa.text("SELECT width FROM usage_bucket_widths"))
+            assert sorted(widths) == [(3600,), (86_400,)]
+    finally:
+        engine.dispose()
+
+
 def test_0009_keeps_every_entry_notes_their_bucket_lengths_and_keeps_keys_unique(db_url):
     """The unique key rebuilt time-first holds the same entries and still refuses a
     second copy of one; the overlap check's reach is the longest bucket held."""

@@ -187,6 +187,7 @@ def test_superseding_posts_reversing_entries_and_edits_nothing(engine, book):
 # --- item 3: an import and a poll of the same buckets ----------------------------------
 
 
+@pytest.mark.usefixtures("either_reader")
 def test_importing_polled_buckets_is_refused_with_the_line_bucket_and_source(
     engine, book, cli, config_dir, tmp_path
 ):
@@ -267,6 +268,7 @@ def _fees_total(engine) -> Decimal:
     return Decimal(int(fees or 0))
 
 
+@pytest.mark.usefixtures("either_reader")
 def test_an_import_overlapping_its_own_source_at_another_width_is_refused(
     engine, book, cli, tmp_path
 ):
@@ -289,6 +291,7 @@ def test_an_import_overlapping_its_own_source_at_another_width_is_refused(
 
 
 @pytest.mark.parametrize("days_from", ["import", "poll"])
+@pytest.mark.usefixtures("either_reader")
 def test_hours_after_a_held_day_began_are_refused_however_it_was_posted(
     engine, book, cli, tmp_path, days_from
 ):
