@@ -62,6 +62,8 @@ FROM (SELECT h, k.kid, 1 + (h * 31 + k.kid * 17) % 500 AS r
 JOIN bench_keys k ON k.kid = g.kid
 ORDER BY h, g.kid
 """
+# Every entry's kind of bucket, as the ledger's own writers note it (store.ledger).
+NOTE_KIND = "INSERT INTO usage_bucket_kinds (source, width, phase) VALUES ('openai', 3600, 0)"
 
 BUDGETS = """
 [[channel]]
@@ -151,6 +153,7 @@ def generate_sqlite(db: Path, rows: int) -> int:
     conn.execute("CREATE TEMP TABLE bench_hours (h INTEGER PRIMARY KEY)")
     conn.executemany("INSERT INTO bench_hours VALUES (?)", ((h,) for h in range(hours_for(rows))))
     conn.execute(GENERATE.format(false=0))
+    conn.execute(NOTE_KIND)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     n = conn.execute("SELECT count(*) FROM usage_entries").fetchone()[0]
@@ -173,6 +176,7 @@ def generate_postgres(libpq: str, rows: int) -> int:
             (hours_for(rows) - 1,),
         )
         conn.execute(GENERATE.format(false="false"))
+        conn.execute(NOTE_KIND)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE usage_entries")

@@ -7,11 +7,11 @@ is rolled back: nothing is posted. A key repeated anywhere in the file is merged
 its counts are equal and reported when not, exactly as if the file were read whole
 (sources.csv_usage.SeenKeys).
 
-SQLite posts each batch with multi-row INSERTs, comparing a re-imported batch with the
-ledger in the database (store.ledger.UsagePosting). On PostgreSQL a second process
-reads and prices the file (sources.csv_process) while this one copies each batch into
-a staging table and posts it with one INSERT ... SELECT
-(store.pg_import.StagedUsagePosting).
+A large file is read by a second process (sources.csv_process) while this one posts
+the batch before. SQLite posts each batch with multi-row INSERTs, comparing a
+re-imported batch with the ledger in the database (store.ledger.UsagePosting);
+PostgreSQL copies each batch into a staging table and posts it with one INSERT ...
+SELECT that prices what it posts (store.pg_import.StagedUsagePosting).
 """
 
 from __future__ import annotations
