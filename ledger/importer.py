@@ -58,15 +58,13 @@ def import_usage(
     progress: Callable[[int], None] | None = None,
     batch_rows: int = BATCH_ROWS,
     seen_window: int | None = None,
-    reading_process: bool | None = None,
 ) -> ImportResult:
     """Read, validate and post every row in one transaction (a re-import posts nothing).
 
     A bad row rejects the file, listing every bad line, unless `skip_invalid`: then the
     good rows are imported and the bad ones are written to FILE.rejected.csv.
     `batch_rows` and `seen_window` bound memory (tests make them small); a large file
-    is read by a second process unless `reading_process` says otherwise
-    (sources.csv_process).
+    is read by a second process (sources.csv_process).
     The rejected file is written before the transaction commits: if it cannot be
     written (a full disk), nothing is posted.
     """
@@ -86,7 +84,6 @@ def import_usage(
                     spill=spill,
                     seen_window=seen_window,
                     progress=progress,
-                    child=reading_process,
                 )
                 posted = post(conn, book, stream, skip_invalid, batch_rows)
                 rejected_file = None

@@ -295,7 +295,7 @@ def test_an_import_overlapping_its_own_source_at_another_width_is_refused(
 def test_hours_after_a_held_day_began_are_refused_however_it_was_posted(
     engine, book, cli, tmp_path, days_from
 ):
-    """The check reaches back by the longest bucket held (store.ledger.note_widths, kept
+    """The check reaches back by the longest bucket held (store.ledger.note_kinds, kept
     by every kind of posting): hours from noon on lie inside a day that began at midnight,
     before any hour of the file."""
     with sandbox(days=3, bucket_width="1d") as sb:
