@@ -34,7 +34,7 @@ from ledger.sources.csv_process import StagedCsvStream, StagedRow
 from ledger.sources.csv_usage import Unordered, key_lines, write_rejected
 from ledger.store.errors import in_transaction
 from ledger.store.ledger import PostResult, UsagePosting
-from ledger.store.overlap import Overlap, find_overlaps, widest_span
+from ledger.store.overlap import Overlap, find_overlaps
 from ledger.store.tables import SOURCE_LENGTH
 
 BATCH_ROWS = 25_000
@@ -221,8 +221,7 @@ class OverlapCheck:
         """Record the batch's overlaps; True when it has any (it must not be posted)."""
         if not keys:
             return False
-        # The longest bucket held, this transaction's batches included.
-        found = find_overlaps(self.conn, keys, widest_span(self.conn))
+        found = find_overlaps(self.conn, keys)
         self.count += len(found)
         self.found += found[: max(OVERLAPS_SHOWN - len(self.found), 0)]
         return bool(found) or bool(self.found)

@@ -499,6 +499,11 @@ def kinds_of(rows: Collection[Sequence[Any]]) -> set[Kind]:
     return set(zip(map(itemgetter(0), rows), widths, map(mod, starts, widths), strict=True))
 
 
+def only_kind(kinds: set[Kind]) -> Kind | None:
+    """The one kind in `kinds`, or None when they are several (or none)."""
+    return next(iter(kinds)) if len(kinds) == 1 else None
+
+
 def note_kinds(conn: Connection, kinds: set[Kind]) -> None:
     """Record the kinds of entries about to be inserted (UsageBucketKind)."""
     known = {

@@ -42,6 +42,7 @@ from ledger.store.ledger import (
     _insert_rows,
     _param_mark,
     kinds_of,
+    only_kind,
 )
 from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketKind, UsageEntry, core
 
@@ -73,8 +74,7 @@ def widest_span(conn: Connection) -> int:
 def uniform_kind(keys: Collection[Sequence[Any]]) -> Kind | None:
     """The one kind (source, width, start modulo width) of every key, or None. A staged
     row will do for a key: its first fields are the key's."""
-    kinds = kinds_of(keys)
-    return next(iter(kinds)) if len(kinds) == 1 else None
+    return only_kind(kinds_of(keys))
 
 
 def _other_kinds_held(conn: Connection, kind: Kind) -> bool:
@@ -87,14 +87,12 @@ def _other_kinds_held(conn: Connection, kind: Kind) -> bool:
     return conn.exec_driver_sql(sql, kind).first() is not None
 
 
-def find_overlaps(
-    conn: Connection, observations: Collection[UsageKey], widest: int
-) -> list[Overlap]:
+def find_overlaps(conn: Connection, observations: Collection[UsageKey]) -> list[Overlap]:
     """Every (observation, held key) pair that is the same usage under two keys.
 
-    `widest` bounds the held buckets' length (widest_span, and any longer bucket posted
-    since in the same transaction). Keys the ledger holds summing to nothing (superseded)
-    do not count. Overlaps inside `observations` itself are found too.
+    Held buckets are read back by the longest one held (widest_span: this transaction's
+    postings included). Keys the ledger holds summing to nothing (superseded) do not
+    count. Overlaps inside `observations` itself are found too.
     """
     if not observations:
         return []
@@ -109,7 +107,7 @@ def find_overlaps(
         f"SELECT {', '.join(USAGE_KEY_COLUMNS)}, {_SUMS} FROM {_usage} "
         f"WHERE bucket_start >= {mark} AND bucket_start < {mark} AND bucket_end > {mark}"
     )
-    params: tuple[Any, ...] = (lo - max(widest, 0), hi, lo)
+    params: tuple[Any, ...] = (lo - widest_span(conn), hi, lo)
     if uniform is not None:
         # Keys of this source, width and alignment can only equal a batch key, never
         # overlap one: leave them to the posting, which compares them.
@@ -196,7 +194,7 @@ def post_window(
     `skipped`, the usage left with the key that holds it.
     """
     start, end = window
-    found = find_overlaps(conn, observations, widest_span(conn))
+    found = find_overlaps(conn, observations)
     skip = {
         o.observed
         for o in found

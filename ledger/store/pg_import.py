@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger.errors import ConflictError
 from ledger.pricebook import PriceBook, TokenRates
 from ledger.pricing import UsagePricer
-from ledger.store.ledger import CONFLICT, Kind, PostResult, kinds_of, note_kinds
+from ledger.store.ledger import CONFLICT, Kind, PostResult, kinds_of, note_kinds, only_kind
 from ledger.store.tables import USAGE_KEY_COLUMNS, UsageBucketKind, UsageEntry, core
 
 _usage = core(UsageEntry).name
@@ -219,7 +219,7 @@ class StagedUsagePosting:
         self.staged = len(rows)
         # Per-row work in C (map, itemgetter): this runs beside the reading process.
         kinds = kinds_of(rows)
-        self.kind = next(iter(kinds)) if len(kinds) == 1 else None
+        self.kind = only_kind(kinds)
         if kinds - self.noted:
             note_kinds(conn, kinds - self.noted)
             self.noted |= kinds
